@@ -1,0 +1,242 @@
+"""Backfill: documents (and the index metadata they need) copied from a source Cluster
+into a target Cluster."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from ferry.api.common import (
+    MAX_STATUS_LIST,
+    ApiModel,
+    Condition,
+    Failure,
+    LocalObjectReference,
+    conditions_field,
+    nested,
+)
+from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn, ScaleSubresource
+
+IndexPattern = Annotated[str, Field(min_length=1, max_length=255)]
+IndexName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^A-Z\\/*?\"<>| ,#:]+$")]
+
+
+class BackfillSource(ApiModel):
+    """Where documents are read from, beyond the source Cluster."""
+
+    snapshot_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="A Completed Snapshot to read from instead of the live source. Used by "
+        "method restore; reading documents straight from snapshot files is reserved.",
+    )
+
+
+class TargetNaming(ApiModel):
+    """How target index names are derived from source names."""
+
+    prefix: str = Field(default="", max_length=100, description="Prepended to each name.")
+    suffix: str = Field(default="", max_length=100, description="Appended to each name.")
+    map: dict[str, IndexName] = Field(
+        default_factory=dict, max_length=256,
+        description="Explicit source → target names; wins over prefix and suffix.",
+    )
+
+
+class BatchSettings(ApiModel):
+    """Size of each bulk request."""
+
+    max_docs: int = Field(default=1000, ge=1, le=100000, description="Documents per bulk.")
+    max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024,
+        description="Bytes per bulk request body.",
+    )
+
+
+class Throttle(ApiModel):
+    """Limits on the copy rate."""
+
+    max_docs_per_second: int | None = Field(
+        default=None, ge=1, description="Documents per second over all workers; unset: no limit."
+    )
+
+
+class VerifySettings(ApiModel):
+    """What is checked once every document is copied."""
+
+    counts: bool = Field(default=True, description="Compare per-index document counts.")
+    sample_size: int = Field(
+        default=0, ge=0, le=100000,
+        description="Documents per index compared by content hash; 0 turns the check off.",
+    )
+
+
+class MetadataSettings(ApiModel):
+    """Migration of templates, index settings, mappings and aliases."""
+
+    mode: Literal["Create", "Evaluate", "Skip"] = Field(
+        default="Create",
+        description="Create: create what is missing, never overwrite. Evaluate: write "
+        "nothing, report what Create would do. Skip: create only the indices the copy needs.",
+    )
+    target_replicas: int | None = Field(
+        default=None, ge=0, le=32,
+        description="number_of_replicas of created target indices; unset keeps the source's.",
+    )
+
+
+class BackfillSpec(ApiModel):
+    """What to copy, from where, to where, and how fast."""
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {"rule": "self.sourceRef.name != self.targetRef.name",
+                 "message": "sourceRef and targetRef must name different Clusters"},
+                {"rule": "self.method != 'restore' || has(self.source.snapshotRef)",
+                 "message": "method restore needs source.snapshotRef"},
+            ]
+        }
+    }
+
+    source_ref: LocalObjectReference = Field(
+        description="The source Cluster. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": "sourceRef is immutable"}]},
+    )
+    target_ref: LocalObjectReference = Field(
+        description="The target Cluster; must not be readOnly. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": "targetRef is immutable"}]},
+    )
+    method: Literal["copy", "restore"] = Field(
+        default="copy",
+        description="copy: read documents from the source and bulk-write them. restore: "
+        "restore a Snapshot of the source into the target.",
+    )
+    source: BackfillSource = nested(BackfillSource, "Alternative document sources.")
+    indices: list[IndexPattern] = Field(
+        default_factory=list, max_length=256,
+        description="Index patterns; a pattern starting with - excludes. Empty means every "
+        "index but system and dot-prefixed ones.",
+    )
+    target_naming: TargetNaming = nested(TargetNaming, "How target index names are derived.")
+    workers: int = Field(
+        default=2, ge=0, le=64,
+        description="Parallel workers. 0 stops all workers (like paused). Also set by "
+        "kubectl scale (--replicas).",
+    )
+    executor: Literal["inProcess", "pods"] = Field(
+        default="inProcess",
+        description="inProcess: workers run inside the operator. pods: a Deployment of "
+        "`ferry worker` with one replica per worker.",
+    )
+    batch: BatchSettings = nested(BatchSettings, "Bulk request sizing.")
+    throttle: Throttle = nested(Throttle, "Rate limits.")
+    paused: bool = Field(
+        default=False,
+        description="Stop claiming work; in-flight batches finish. Unpause to resume.",
+    )
+    on_conflict: Literal["overwrite", "skip"] | None = Field(
+        default=None,
+        description="What to do with a target index that already holds documents: overwrite "
+        "documents with the same id, or skip existing ids. Unset: refuse such an index "
+        "(reason TargetIndexNotEmpty).",
+    )
+    verify: VerifySettings = nested(VerifySettings, "End-of-run verification.")
+    max_failed_documents: int = Field(
+        default=0, ge=0,
+        description="Documents that may be rejected by the target before the Backfill fails; "
+        "up to this many end it CompletedWithErrors.",
+    )
+    metadata: MetadataSettings = nested(MetadataSettings, "Metadata migration.")
+
+
+BackfillPhase = Literal["Pending", "Planning", "MigratingMetadata", "Running", "Paused",
+                        "Verifying", "Evaluated", "Completed", "CompletedWithErrors", "Failed"]
+
+
+class BackfillProgress(ApiModel):
+    """Document counts and rates over the whole Backfill."""
+
+    docs_total: int | None = Field(default=None, description="Documents to copy.")
+    docs_migrated: int | None = Field(default=None, description="Documents written.")
+    docs_failed: int | None = Field(default=None, description="Documents the target rejected.")
+    bytes_migrated: int | None = Field(default=None, description="Bytes of source written.")
+    percent: float | None = Field(default=None, ge=0, le=100, description="Percent done.")
+    docs_per_second: float | None = Field(default=None, description="Moving average rate.")
+    eta_seconds: int | None = Field(default=None, description="Estimated seconds remaining.")
+
+
+class WorkItemCounts(ApiModel):
+    """Work items (slices of indices) by state."""
+
+    total: int = Field(default=0, description="All work items.")
+    completed: int = Field(default=0, description="Finished items.")
+    in_progress: int = Field(default=0, description="Items held under a lease.")
+    waiting: int = Field(default=0, description="Items not yet claimed.")
+
+
+class BackfillIndexStatus(ApiModel):
+    """Progress of one index."""
+
+    name: str = Field(description="Source index.")
+    target: str | None = Field(default=None, description="Target index.")
+    docs_total: int | None = Field(default=None, description="Documents in the source.")
+    docs_migrated: int | None = Field(default=None, description="Documents written.")
+    target_count: int | None = Field(default=None, description="Documents counted on target.")
+    verified: bool | None = Field(default=None, description="Counts matched at verification.")
+
+
+class BackfillStatus(ApiModel):
+    """What the operator last observed about the Backfill."""
+
+    phase: BackfillPhase | None = Field(default=None, description="Summary of the state.")
+    message: str | None = Field(default=None, description="Why it is in this phase.")
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status was computed for."
+    )
+    conditions: list[Condition] = conditions_field()
+    start_time: datetime | None = Field(default=None, description="When copying started.")
+    completion_time: datetime | None = Field(default=None, description="When it ended.")
+    workers: int | None = Field(
+        default=None, description="Workers currently active (the scale subresource's replicas)."
+    )
+    desired_workers: int | None = Field(default=None, description="Workers asked for.")
+    progress: BackfillProgress | None = Field(default=None, description="Progress figures.")
+    work_items: WorkItemCounts | None = Field(default=None, description="Work items by state.")
+    indices: list[BackfillIndexStatus] = Field(
+        default_factory=list, max_length=MAX_STATUS_LIST * 5,
+        description="Per-index progress (bounded).",
+    )
+    failures: list[Failure] = Field(
+        default_factory=list, max_length=MAX_STATUS_LIST,
+        description="Latest document failures (bounded, newest first): index, id, reason.",
+    )
+    coordination_index: str | None = Field(
+        default=None, description="Index on the target that holds the work items."
+    )
+
+
+Backfill = KindInfo(
+    kind="Backfill",
+    plural="backfills",
+    short_names=("bf", "fbf"),
+    description="A resumable, verified copy of documents and the index metadata they need "
+    "from a source Cluster into a target Cluster.",
+    spec=BackfillSpec,
+    status=BackfillStatus,
+    printer_columns=(
+        PrinterColumn("Source", ".spec.sourceRef.name", priority=1),
+        PrinterColumn("Target", ".spec.targetRef.name", priority=1),
+        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Progress", ".status.progress.percent", "number"),
+        PrinterColumn("Docs", ".status.progress.docsMigrated", "integer"),
+        PrinterColumn("Rate", ".status.progress.docsPerSecond", "number"),
+        PrinterColumn("ETA", ".status.progress.etaSeconds", "integer"),
+        PrinterColumn("Workers", ".status.workers", "integer", priority=1),
+        AGE_COLUMN,
+    ),
+    scale=ScaleSubresource(".spec.workers", ".status.workers"),
+)

@@ -1,0 +1,99 @@
+"""Session fixtures that start the real parts of the test bed.
+
+Each part starts on first use and stops at the end of the session. A missing part is
+an error, never a skip: a green run means every test talked to the real thing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed.kube import KubeAPIServer
+from testbed.s3 import S3Server
+from testbed.search import SearchNode
+
+ROOT = Path(__file__).resolve().parents[1]
+CRDS = ROOT / "crds"
+
+# name -> version of each real part this session started, for the closing summary.
+_STARTED: dict[str, str] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _STARTED:
+        terminalreporter.section("real parts of the test bed")
+        for name, version in _STARTED.items():
+            terminalreporter.write_line(f"{name}: {version}")
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[KubeAPIServer]:
+    server = KubeAPIServer().start()
+    etcd_version = server.version and _etcd_version()
+    _STARTED["kube-apiserver"] = server.version
+    _STARTED["etcd"] = etcd_version
+    _STARTED["kubectl"] = server.kubectl("version", "--client", "-o", "json").stdout.split(
+        '"gitVersion": "')[1].split('"')[0]
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _etcd_version() -> str:
+    import subprocess
+
+    from testbed.paths import BIN
+
+    out = subprocess.run([str(BIN / "etcd"), "--version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0].split(":", 1)[1].strip() if out else "unknown"
+
+
+@pytest.fixture(scope="session")
+def crds(kube: KubeAPIServer) -> KubeAPIServer:
+    """The generated CRDs, installed and Established."""
+    kube.kubectl("apply", "--server-side", "-f", str(CRDS))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l",
+                 "app.kubernetes.io/part-of=ferry")
+    return kube
+
+
+@pytest.fixture
+def namespace(kube: KubeAPIServer) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    server = S3Server().start()
+    _STARTED["moto (S3)"] = server.version
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _node(engine: str) -> Iterator[SearchNode]:
+    node = SearchNode(engine).start()
+    _STARTED[engine] = f"{node.number} ({node.home.name}, Java 17)"
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def opensearch() -> Iterator[SearchNode]:
+    yield from _node("opensearch")
+
+
+@pytest.fixture(scope="session")
+def elasticsearch() -> Iterator[SearchNode]:
+    yield from _node("elasticsearch")

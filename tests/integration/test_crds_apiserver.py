@@ -1,0 +1,226 @@
+"""The generated CRDs against a real API server: accepted, rejected, explained, scaled."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed.kube import KubeAPIServer
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+CLUSTER = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+           "metadata": {"name": "c1"}, "spec": {"endpoint": "http://127.0.0.1:9200"}}
+SNAPSHOT = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Snapshot",
+            "metadata": {"name": "s1"},
+            "spec": {"clusterRef": {"name": "c1"}, "indices": ["logs-*"],
+                     "repository": {"name": "repo", "type": "fs", "fs": {"location": "/r"}}}}
+BACKFILL = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Backfill",
+            "metadata": {"name": "b1"},
+            "spec": {"sourceRef": {"name": "src"}, "targetRef": {"name": "dst"}}}
+
+
+def _with(base: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(base)
+    for key, value in spec.items():
+        if value is None:
+            obj["spec"].pop(key, None)
+        else:
+            obj["spec"][key] = value
+    return obj
+
+
+def _apply(kube: KubeAPIServer, ns: str, obj: dict[str, Any], verb: str = "create"):
+    return kube.kubectl(verb, "-n", ns, "-f", "-", input=json.dumps(obj), check=False)
+
+
+def test_crds_are_established_with_names_and_categories(crds: KubeAPIServer) -> None:
+    out = json.loads(crds.kubectl("get", "crd", "-l", "app.kubernetes.io/part-of=ferry",
+                                  "-o", "json").stdout)
+    names = {item["metadata"]["name"]: item for item in out["items"]}
+    assert set(names) == {"clusters.ferry.dev", "snapshots.ferry.dev", "backfills.ferry.dev"}
+    for crd in names.values():
+        established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert established["Established"] == "True"
+        assert established["NamesAccepted"] == "True"
+        assert crd["spec"]["names"]["categories"] == ["ferry"]
+    resources = crds.kubectl("api-resources", "--api-group=ferry.dev", "-o", "wide").stdout
+    for short in ("fcl", "fsnap", "bf"):
+        assert short in resources
+
+
+def test_examples_are_accepted(crds: KubeAPIServer, namespace: str) -> None:
+    out = crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
+    assert "cluster.ferry.dev/source created" in out.stdout
+    assert "snapshot.ferry.dev/source-before-migration created" in out.stdout
+    assert "backfill.ferry.dev/source-to-target created" in out.stdout
+    listed = crds.kubectl("get", "ferry", "-n", namespace, "-o", "name").stdout.split()
+    assert len(listed) == 4
+    backfill = json.loads(crds.kubectl("get", "backfill", "source-to-target", "-n", namespace,
+                                       "-o", "json").stdout)
+    # Defaults come from the models through the CRD: nested objects are filled in.
+    assert backfill["spec"]["executor"] == "inProcess"
+    assert backfill["spec"]["throttle"] == {}
+    assert backfill["spec"]["targetNaming"] == {"prefix": "", "suffix": ""}
+    assert backfill["spec"]["verify"] == {"counts": True, "sampleSize": 100}
+
+
+INVALID = [
+    ("cluster-no-endpoint", _with(CLUSTER, endpoint=None), "spec.endpoint: Required value"),
+    ("cluster-bad-scheme", _with(CLUSTER, endpoint="ftp://example.com"),
+     "endpoint must be an http:// or https:// URL"),
+    ("cluster-not-a-url", _with(CLUSTER, endpoint="elasticsearch:9200"),
+     "endpoint must be an http:// or https:// URL"),
+    ("cluster-credentials-in-url", _with(CLUSTER, endpoint="https://admin:pw@es.example:9200"),
+     "endpoint must not embed credentials"),
+    ("cluster-two-auth", _with(CLUSTER, auth={
+        "basic": {"secretName": "s"}, "apiKey": {"secretRef": {"name": "s", "key": "k"}}}),
+     "auth: set exactly one of basic, apiKey or sigv4"),
+    ("cluster-basic-no-secret", _with(CLUSTER, auth={"basic": {"usernameKey": "u"}}),
+     "spec.auth.basic.secretName: Required value"),
+    ("cluster-two-ca", _with(CLUSTER, tls={"caSecretRef": {"name": "a", "key": "ca"},
+                                           "caConfigMapRef": {"name": "b", "key": "ca"}}),
+     "tls: set at most one of caSecretRef and caConfigMapRef"),
+    ("cluster-sigv4-service", _with(CLUSTER, auth={"sigv4": {"region": "eu-west-1",
+                                                             "service": "s3"}}),
+     'spec.auth.sigv4.service: Unsupported value: "s3"'),
+    ("cluster-interval-too-short", _with(CLUSTER, healthCheck={"intervalSeconds": 1}),
+     "spec.healthCheck.intervalSeconds: Invalid value: 1"),
+    ("snapshot-s3-without-bucket", _with(SNAPSHOT, repository={"name": "r", "type": "s3"}),
+     "repository.s3 is required when type is s3"),
+    ("snapshot-s3-empty", _with(SNAPSHOT, repository={"name": "r", "type": "s3", "s3": {}}),
+     "spec.repository.s3.bucket: Required value"),
+    ("snapshot-unknown-repo-type", _with(SNAPSHOT, repository={"name": "r", "type": "gcs"}),
+     'spec.repository.type: Unsupported value: "gcs"'),
+    ("snapshot-bad-policy", _with(SNAPSHOT, deletionPolicy="Destroy"),
+     'spec.deletionPolicy: Unsupported value: "Destroy"'),
+    ("snapshot-bad-name", _with(SNAPSHOT, snapshotName="Nightly Backup"),
+     "spec.snapshotName: Invalid value"),
+    ("snapshot-no-cluster", _with(SNAPSHOT, clusterRef=None),
+     "spec.clusterRef: Required value"),
+    ("backfill-negative-workers", _with(BACKFILL, workers=-1),
+     "spec.workers: Invalid value: -1: spec.workers in body should be greater than or equal"),
+    ("backfill-same-cluster", _with(BACKFILL, targetRef={"name": "src"}),
+     "sourceRef and targetRef must name different Clusters"),
+    ("backfill-restore-without-snapshot", _with(BACKFILL, method="restore"),
+     "method restore needs source.snapshotRef"),
+    ("backfill-zero-batch", _with(BACKFILL, batch={"maxDocs": 0}),
+     "spec.batch.maxDocs: Invalid value: 0"),
+    ("backfill-unknown-executor", _with(BACKFILL, executor="lambda"),
+     'spec.executor: Unsupported value: "lambda"'),
+    ("backfill-bad-conflict", _with(BACKFILL, onConflict="merge"),
+     'spec.onConflict: Unsupported value: "merge"'),
+]
+
+
+@pytest.mark.parametrize(("obj", "message"), [(o, m) for _, o, m in INVALID],
+                         ids=[i for i, _, _ in INVALID])
+def test_invalid_manifest_is_rejected(crds: KubeAPIServer, namespace: str,
+                                      obj: dict[str, Any], message: str) -> None:
+    result = _apply(crds, namespace, obj)
+    assert result.returncode != 0, f"accepted: {obj}"
+    assert message in result.stderr, result.stderr
+    assert crds.kubectl("get", obj["kind"].lower(), obj["metadata"]["name"], "-n", namespace,
+                        check=False).returncode != 0
+
+
+IMMUTABLE = [
+    (SNAPSHOT, {"indices": ["other-*"]}, "indices is immutable"),
+    (SNAPSHOT, {"repository": {"name": "repo", "type": "fs", "fs": {"location": "/x"}}},
+     "repository is immutable"),
+    (SNAPSHOT, {"clusterRef": {"name": "c2"}}, "clusterRef is immutable"),
+    (SNAPSHOT, {"snapshotName": "renamed"}, "snapshotName is immutable"),
+    (BACKFILL, {"sourceRef": {"name": "other"}}, "sourceRef is immutable"),
+    (BACKFILL, {"targetRef": {"name": "other"}}, "targetRef is immutable"),
+]
+
+
+@pytest.mark.parametrize(("base", "change", "message"), IMMUTABLE,
+                         ids=[m.replace(" ", "-") for _, _, m in IMMUTABLE])
+def test_immutable_fields(crds: KubeAPIServer, namespace: str, base: dict[str, Any],
+                          change: dict[str, Any], message: str) -> None:
+    assert _apply(crds, namespace, base).returncode == 0
+    result = _apply(crds, namespace, _with(base, **change), verb="apply")
+    assert result.returncode != 0, "an immutable field was changed"
+    assert message in result.stderr, result.stderr
+
+
+def test_mutable_fields_can_change(crds: KubeAPIServer, namespace: str) -> None:
+    assert _apply(crds, namespace, BACKFILL).returncode == 0
+    changed = _with(BACKFILL, paused=True, workers=5, indices=["a-*"])
+    result = _apply(crds, namespace, changed, verb="apply")
+    assert result.returncode == 0, result.stderr
+
+
+def test_kubectl_explain_shows_field_descriptions(crds: KubeAPIServer) -> None:
+    out = crds.kubectl("explain", "backfills.spec.workers").stdout
+    assert "Parallel workers" in out
+    out = crds.kubectl("explain", "clusters.spec.auth").stdout
+    assert "Set exactly one method" in out
+    assert "sigv4" in out
+    out = crds.kubectl("explain", "snapshots.status.progress.percent").stdout
+    assert "Percent done" in out
+
+
+def test_scale_subresource_sets_workers(crds: KubeAPIServer, namespace: str) -> None:
+    assert _apply(crds, namespace, BACKFILL).returncode == 0
+    crds.kubectl("scale", "-n", namespace, "backfill/b1", "--replicas=3")
+    obj = json.loads(crds.kubectl("get", "-n", namespace, "backfill", "b1", "-o",
+                                  "json").stdout)
+    assert obj["spec"]["workers"] == 3
+
+
+def test_status_subresource(crds: KubeAPIServer, namespace: str) -> None:
+    assert _apply(crds, namespace, CLUSTER).returncode == 0
+    before = json.loads(crds.kubectl("get", "-n", namespace, "cluster", "c1", "-o",
+                                     "json").stdout)
+    status = {"status": {"phase": "Ready", "engine": "opensearch", "version": "2.19.3",
+                         "health": "green", "observedGeneration": 1,
+                         "conditions": [{"type": "Ready", "status": "True",
+                                         "reason": "Healthy", "message": "",
+                                         "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
+    crds.kubectl("patch", "-n", namespace, "cluster", "c1", "--subresource=status",
+                 "--type=merge", "-p", json.dumps(status))
+    after = json.loads(crds.kubectl("get", "-n", namespace, "cluster", "c1", "-o",
+                                    "json").stdout)
+    assert after["status"]["phase"] == "Ready"
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    # Status written through the main resource is ignored by the server.
+    crds.kubectl("patch", "-n", namespace, "cluster", "c1", "--type=merge",
+                 "-p", json.dumps({"status": {"phase": "Invalid"}}))
+    again = json.loads(crds.kubectl("get", "-n", namespace, "cluster", "c1", "-o",
+                                    "json").stdout)
+    assert again["status"]["phase"] == "Ready"
+    # Printer columns read the status.
+    table = crds.kubectl("get", "-n", namespace, "clusters").stdout
+    assert table.split("\n")[0].split()[:5] == ["NAME", "ENGINE", "VERSION", "HEALTH", "PHASE"]
+    assert "opensearch" in table and "green" in table
+
+
+def test_status_is_validated(crds: KubeAPIServer, namespace: str) -> None:
+    assert _apply(crds, namespace, CLUSTER).returncode == 0
+    result = crds.kubectl("patch", "-n", namespace, "cluster", "c1", "--subresource=status",
+                          "--type=merge", "-p", json.dumps({"status": {"phase": "Happy"}}),
+                          check=False)
+    assert result.returncode != 0
+    assert 'status.phase: Unsupported value: "Happy"' in result.stderr
+
+
+def test_examples_parse_through_the_models() -> None:
+    from ferry.api import KINDS
+
+    by_kind = {k.kind: k for k in KINDS}
+    seen = set()
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["apiVersion"].startswith("ferry.dev/"):
+                by_kind[doc["kind"]].spec.model_validate(doc["spec"])
+                seen.add(doc["kind"])
+    assert seen == set(by_kind)
