@@ -35,17 +35,26 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$root/build/engines}"
 ELASTICSEARCH_VERSION="${ELASTICSEARCH_VERSION:-7.10.2}"
-# 2.19.3 is the last 2.19 known to be on Maven Central; newer patches are preferred.
+# Newest 2.19 patch first; 2.19.3 is the fallback known to be on Maven Central.
 OPENSEARCH_CANDIDATES=(2.19.6 2.19.3)
 # Bump when the module recipe changes so existing installs are rebuilt.
 RECIPE=1
 
-MVN=(mvn -q -B -Dstyle.color=never)
 mkdir -p "$OUT"
+# Parallel test workers may all call this; the second waits and then finds the stamp.
+exec 9>"$OUT/.lock"
+flock 9
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-served() { "${MVN[@]}" dependency:get -Dartifact="$1" -Dtransitive=false >/dev/null 2>&1; }
+# Maven 3.8 prints stray colour resets even with -q -B; show its output only on failure.
+mvn_quiet() {
+  if ! mvn -q -B "$@" >"$tmp/mvn.log" 2>&1; then
+    cat "$tmp/mvn.log" >&2
+    return 1
+  fi
+}
+served() { mvn_quiet dependency:get -Dartifact="$1" -Dtransitive=false 2>/dev/null; }
 
 # name | artifacts (G:A, version = engine's) | classname | extended.plugins
 opensearch_modules() {
@@ -150,14 +159,15 @@ assemble_module() { # home flavor version name artifacts
   <dependencies>$deps</dependencies>
 </project>
 EOF
-  (cd "$work" && "${MVN[@]}" dependency:copy-dependencies -DincludeScope=runtime \
+  (cd "$work" && mvn_quiet dependency:copy-dependencies -DincludeScope=runtime \
     -DexcludeArtifactIds="$lib_ids" -DoutputDirectory="$dir")
 }
 
 install_engine() { # flavor version zip-artifact modules-fn
   local flavor=$1 version=$2 artifact=$3 modules_fn=$4
   local dest="$OUT/$flavor-$version" stamp="$OUT/$flavor-$version/.fetched"
-  local want="recipe=$RECIPE modules=$("$modules_fn" | cut -d'|' -f1 | paste -sd, -)"
+  local want
+  want="recipe=$RECIPE modules=$("$modules_fn" | cut -d'|' -f1 | paste -sd, -)"
   if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
     echo "fetch-search-engines: $flavor $version already in $dest"
     return
@@ -165,7 +175,7 @@ install_engine() { # flavor version zip-artifact modules-fn
   echo "fetch-search-engines: assembling $flavor $version"
   local stage="$OUT/.$flavor-$version.partial"
   rm -rf "$stage" "$tmp/zip" && mkdir -p "$tmp/zip" "$stage"
-  "${MVN[@]}" dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp/zip"
+  mvn_quiet dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp/zip"
   unzip -q "$tmp/zip/"*.zip -d "$tmp/zip"
   rm "$tmp/zip/"*.zip
   mv "$tmp/zip/"*/* "$stage/"

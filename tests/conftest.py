@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from testbed.kube import KubeAPIServer
+from testbed.operator import OperatorProcess
 from testbed.s3 import S3Server
 from testbed.search import SearchNode
 
@@ -67,6 +68,11 @@ def namespace(kube: KubeAPIServer) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube.kubectl("create", "namespace", name)
     yield name
+    # No namespace controller runs here, so a namespace never finishes terminating:
+    # delete Ferry's resources first so the operator lets go of them.
+    kube.kubectl("delete", "-n", name, "--wait=false", "--ignore-not-found",
+                 "clusters.ferry.dev,snapshots.ferry.dev,backfills.ferry.dev", "--all",
+                 check=False)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
@@ -97,3 +103,13 @@ def opensearch() -> Iterator[SearchNode]:
 @pytest.fixture(scope="session")
 def elasticsearch() -> Iterator[SearchNode]:
     yield from _node("elasticsearch")
+
+
+@pytest.fixture(scope="session")
+def operator(crds: KubeAPIServer) -> Iterator[OperatorProcess]:
+    """`ferry run` against the real API server, watching all namespaces."""
+    proc = OperatorProcess(crds.kubeconfig).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,3 +126,35 @@ class KubeAPIServer:
         for proc in (self.apiserver, self.etcd):
             if proc is not None:
                 proc.stop()
+
+    # -- conveniences for tests and the demo -------------------------------------------
+
+    def apply(self, namespace: str, *objs: dict) -> None:
+        doc = {"apiVersion": "v1", "kind": "List", "items": list(objs)}
+        self.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        out = self.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+
+    def wait_for(self, kind: str, namespace: str, name: str,
+                 predicate: Callable[[dict], bool], timeout: float = 60,
+                 interval: float = 0.5) -> dict:
+        """Poll until ``predicate(obj)`` holds; the error shows the last status seen."""
+        deadline = time.monotonic() + timeout
+        obj: dict | None = None
+        while time.monotonic() < deadline:
+            obj = self.get(kind, namespace, name)
+            if obj is not None:
+                with contextlib.suppress(KeyError, TypeError, IndexError):
+                    if predicate(obj):
+                        return obj
+            time.sleep(interval)
+        status = json.dumps((obj or {}).get("status"), indent=1)
+        raise TimeoutError(f"{kind} {namespace}/{name}: condition not met in {timeout}s; "
+                           f"last status: {status}")
+
+    def events(self, namespace: str, name: str | None = None) -> list[dict]:
+        out = json.loads(self.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+        return [e for e in out["items"]
+                if name is None or e["involvedObject"].get("name") == name]

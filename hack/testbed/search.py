@@ -1,9 +1,10 @@
 """Real OpenSearch and Elasticsearch nodes, single-node, small heap, on loopback.
 
 Both engines refuse to run as root and have no switch for it; tests and CI run as
-root, so a node runs as an unprivileged uid (setpriv) with a private copy of its
-config and its own data, logs, repo and tmp dirs. The install itself stays shared
-and read-only.
+root. A node therefore runs in a user namespace (``unshare --user``) where it is uid
+1000 while the kernel still checks its file access as the caller's: it can read an
+install inside a private 0700 checkout and write its dirs without any chown. Each node
+gets a private copy of its config and its own data, logs, repo and tmp dirs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from testbed.paths import ENGINES, MissingPart
 from testbed.procs import ManagedProcess, free_port
 
 JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
-NODE_UID = 65534  # nobody
+NODE_UID = 1000  # what the node sees inside its user namespace
 FETCH_HINT = "run `make testbed` (hack/fetch-search-engines.sh)"
 
 
@@ -30,13 +31,6 @@ def find_install(engine: str, version: str | None = None) -> Path:
     if not found:
         raise MissingPart(f"no {engine} install under {ENGINES}; {FETCH_HINT}")
     return found[-1]
-
-
-def _chown_tree(path: Path, uid: int) -> None:
-    os.chown(path, uid, uid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
 
 
 @dataclass
@@ -75,11 +69,8 @@ class SearchNode:
         for sub in ("data", "logs", "repo", "tmp"):
             (run / sub).mkdir(parents=True, exist_ok=True)
         shutil.copytree(self.home / "config", run / "config", dirs_exist_ok=True)
-        os.chmod(run, 0o755)
-        _chown_tree(run, NODE_UID)
         for extra in self.repo_dirs:
             extra.mkdir(parents=True, exist_ok=True)
-            _chown_tree(extra, NODE_UID)
 
         self.port = free_port()
         es = self.engine == "elasticsearch"
@@ -108,11 +99,11 @@ class SearchNode:
             f"{prefix}_TMPDIR": str(run / "tmp"),
             f"{prefix}_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
         }
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            raise MissingPart("setpriv (util-linux) is needed to run the nodes as non-root")
-        argv = [setpriv, f"--reuid={NODE_UID}", f"--regid={NODE_UID}", "--clear-groups",
-                "--inh-caps=-all", str(self.home / "bin" / self.engine)]
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            raise MissingPart("unshare (util-linux) is needed to run the nodes as non-root")
+        argv = [unshare, "--user", f"--map-user={NODE_UID}", f"--map-group={NODE_UID}",
+                str(self.home / "bin" / self.engine)]
         argv += [f"-E{k}={v}" for k, v in settings.items()]
         self.proc = ManagedProcess(self.engine, argv, run / "stdout.log", env=env,
                                    cwd=run).start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,19 @@ def _cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ferry.operator import OperatorOptions, run
+
+    namespaces = [n for item in args.namespace for n in item.split(",") if n]
+    return run(OperatorOptions(
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness or None,
+        log_format=args.log_format,
+        verbose=args.verbose,
+        peering=args.peering,
+    ))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ferry",
@@ -29,6 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     crds = sub.add_parser("crds", help="generate the CustomResourceDefinitions from the models")
     crds.add_argument("--out", default="crds", help="output folder (default: crds)")
     crds.set_defaults(func=_cmd_crds)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument(
+        "--namespace", "-n", action="append",
+        default=[os.environ["FERRY_NAMESPACES"]] if os.environ.get("FERRY_NAMESPACES") else [],
+        help="namespace to watch (repeat or comma-separate; env FERRY_NAMESPACES); "
+        "default: all namespaces")
+    run.add_argument("--liveness", default=os.environ.get(
+        "FERRY_LIVENESS_ENDPOINT", "http://0.0.0.0:8080/healthz"),
+        help="liveness endpoint URL; empty to disable (env FERRY_LIVENESS_ENDPOINT)")
+    run.add_argument("--log-format", choices=["json", "plain"],
+                     default=os.environ.get("FERRY_LOG_FORMAT", "json"),
+                     help="log format (env FERRY_LOG_FORMAT; default json)")
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    run.add_argument("--peering", default=os.environ.get("FERRY_PEERING") or None,
+                     help="kopf peering name: replicas sharing it elect one active operator "
+                     "(needs kopf's peering CRDs); default: standalone")
+    run.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Clients: one place each to reach Kubernetes, a search cluster, and S3."""

@@ -1,0 +1,109 @@
+"""The Kubernetes client factory, Secret/ConfigMap reads, and status patches."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from ferry.api.meta import GROUP, VERSION, KindInfo
+from ferry.errors import ReferenceNotFound, SecretNotFound
+
+_lock = threading.Lock()
+_api_client: client.ApiClient | None = None
+
+
+def api_client() -> client.ApiClient:
+    """The process's one ApiClient: in-cluster config in a pod, else the kubeconfig."""
+    global _api_client
+    with _lock:
+        if _api_client is None:
+            try:
+                config.load_incluster_config()
+                _api_client = client.ApiClient()
+            except config.ConfigException:
+                _api_client = config.new_client_from_config()
+        return _api_client
+
+
+def reset() -> None:
+    """Forget the cached client (tests point the process at another API server)."""
+    global _api_client
+    with _lock:
+        _api_client = None
+
+
+class ObjectReader:
+    """Reads keys of Secrets and ConfigMaps, with a short-lived cache.
+
+    The operator watches Secrets and calls :meth:`invalidate` on every change, so the
+    cache never serves a rotated value there; the TTL bounds staleness elsewhere
+    (e.g. in a worker process that has no watch).
+    """
+
+    def __init__(self, ttl_seconds: float = 300.0) -> None:
+        self._ttl = ttl_seconds
+        self._cache: dict[tuple[str, str, str], tuple[float, dict[str, str]]] = {}
+        self._cache_lock = threading.Lock()
+
+    def invalidate(self, namespace: str, name: str) -> None:
+        with self._cache_lock:
+            for kind in ("Secret", "ConfigMap"):
+                self._cache.pop((kind, namespace, name), None)
+
+    def _data(self, kind: str, namespace: str, name: str) -> dict[str, str]:
+        key = (kind, namespace, name)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit and time.monotonic() - hit[0] < self._ttl:
+                return hit[1]
+        core = client.CoreV1Api(api_client())
+        try:
+            if kind == "Secret":
+                obj = core.read_namespaced_secret(name, namespace)
+                data = {k: base64.b64decode(v).decode() for k, v in (obj.data or {}).items()}
+            else:
+                obj = core.read_namespaced_config_map(name, namespace)
+                data = dict(obj.data or {})
+        except ApiException as exc:
+            if exc.status == 404:
+                error = SecretNotFound if kind == "Secret" else ReferenceNotFound
+                raise error(f"{kind} {namespace}/{name} not found") from None
+            raise
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic(), data)
+        return data
+
+    def secret_key(self, namespace: str, name: str, key: str) -> str:
+        data = self._data("Secret", namespace, name)
+        if key not in data:
+            raise SecretNotFound(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+    def config_map_key(self, namespace: str, name: str, key: str) -> str:
+        data = self._data("ConfigMap", namespace, name)
+        if key not in data:
+            raise ReferenceNotFound(f"ConfigMap {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+
+def get_object(kind: KindInfo, namespace: str, name: str) -> dict[str, Any] | None:
+    api = client.CustomObjectsApi(api_client())
+    try:
+        return api.get_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def patch_status(kind: KindInfo, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """A JSON merge patch of the status subresource (None values delete keys)."""
+    api = client.CustomObjectsApi(api_client())
+    api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, kind.plural, name, {"status": status},
+        _content_type="application/merge-patch+json")

@@ -1,0 +1,36 @@
+"""metav1.Condition bookkeeping: set a condition, keep its transition time if the
+status did not change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool | str,
+                  reason: str, message: str, generation: int | None) -> list[dict[str, Any]]:
+    """Return a new list with ``type_`` set. lastTransitionTime moves only when the
+    status changes, as the API conventions ask."""
+    status_str = status if isinstance(status, str) else ("True" if status else "False")
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    transition = (previous["lastTransitionTime"]
+                  if previous and previous.get("status") == status_str
+                  and previous.get("lastTransitionTime") else now())
+    condition = {"type": type_, "status": status_str, "reason": reason,
+                 "message": message[:32768], "lastTransitionTime": transition}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    others = [c for c in conditions if c.get("type") != type_]
+    return sorted([*others, condition], key=lambda c: c["type"])
+
+
+def get_condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def remove_condition(conditions: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
+    return [c for c in conditions if c.get("type") != type_]

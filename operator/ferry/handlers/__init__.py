@@ -1,0 +1,6 @@
+"""kopf handlers, one module per kind. Thin: parse, call a service, write status.
+
+Importing this package registers every handler with kopf.
+"""
+
+from ferry.handlers import cluster, lifecycle  # noqa: F401

@@ -1,0 +1,52 @@
+"""What the handlers share inside one operator process (kopf's memo)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ferry.clients.kube import ObjectReader
+from ferry.services.cluster import ClusterService
+
+T = TypeVar("T")
+
+
+class Triggers:
+    """Wake-up calls for per-resource loops: a Secret or spec change pokes one, and it
+    re-checks at once instead of waiting out its interval."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+
+    def register(self, namespace: str, name: str) -> asyncio.Event:
+        return self._events.setdefault((namespace, name), asyncio.Event())
+
+    def unregister(self, namespace: str, name: str) -> None:
+        self._events.pop((namespace, name), None)
+
+    def poke(self, namespace: str, name: str) -> None:
+        event = self._events.get((namespace, name))
+        if event is not None:
+            event.set()
+
+
+@dataclass
+class Runtime:
+    reader: ObjectReader = field(default_factory=ObjectReader)
+    # Bounded: every request has a timeout, so a hanging cluster holds one thread for
+    # at most timeout x retries, and the others go on.
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=32,
+                                                   thread_name_prefix="ferry-io"))
+    cluster_triggers: Triggers = field(default_factory=Triggers)
+
+    @property
+    def clusters(self) -> ClusterService:
+        return ClusterService(self.reader)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking client code off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

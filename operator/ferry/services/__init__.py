@@ -1,0 +1,1 @@
+"""Services: the migration logic, free of kopf, raising typed FerryErrors."""

@@ -1,0 +1,129 @@
+"""From one health check's outcome to a Cluster's status, conditions and events.
+
+Pure functions: no I/O, so the rules (what is Ready, what is an event-worthy
+transition, when a status write is due) are easy to read and to test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ferry.api.cluster import ClusterSpec
+from ferry.conditions import get_condition, now, remove_condition, set_condition
+from ferry.errors import AuthenticationFailed, ClusterUnreachable, FerryError, ReferenceNotFound
+from ferry.services.cluster import Observation
+
+# lastCheckedTime alone is refreshed at most this often: a steady cluster costs one
+# status write per this period, not one per check.
+HEARTBEAT = timedelta(minutes=5)
+
+_OBSERVED_FIELDS = ("engine", "distribution", "version", "clusterName", "health", "nodes",
+                    "dataNodes", "activeShards", "unassignedShards", "indices", "systemIndices")
+
+
+@dataclass
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+def phase_of_error(error: FerryError) -> str:
+    if isinstance(error, AuthenticationFailed):
+        return "AuthenticationFailed"
+    if isinstance(error, ClusterUnreachable):
+        return "Unreachable"
+    if isinstance(error, ReferenceNotFound) or not error.retryable:
+        return "Invalid"
+    return "Unreachable"
+
+
+def build_status(previous: dict[str, Any], spec: ClusterSpec, generation: int | None,
+                 outcome: Observation | FerryError) -> dict[str, Any]:
+    conditions = list(previous.get("conditions") or [])
+    status: dict[str, Any] = {"observedGeneration": generation, "readOnly": spec.read_only,
+                              "lastCheckedTime": now()}
+    if isinstance(outcome, Observation):
+        status.update(outcome.status_fields())
+        if outcome.health == "red":
+            phase, ready, reason = "Degraded", False, "HealthRed"
+            message = (f"cluster health is red: {outcome.unassigned_shards} unassigned "
+                       "shards, some primaries missing")
+        elif outcome.health == "yellow":
+            phase, ready, reason = "Ready", True, "HealthYellow"
+            message = (f"{outcome.engine} {outcome.version} is reachable; health yellow "
+                       f"({outcome.unassigned_shards} unassigned replica shards)")
+        else:
+            phase, ready, reason = "Ready", True, "Healthy"
+            message = f"{outcome.engine} {outcome.version} is reachable and green"
+    else:
+        # Keep what was last observed (engine, version...) so a blip does not blank the
+        # printer columns; health is unknown while unreachable.
+        for key in _OBSERVED_FIELDS:
+            if key in previous:
+                status[key] = previous[key]
+        status["health"] = None
+        phase, ready, reason, message = phase_of_error(outcome), False, outcome.code, \
+            outcome.message
+    status["phase"] = phase
+    status["message"] = message
+    conditions = set_condition(conditions, "Ready", ready, reason, message, generation)
+    if spec.tls.insecure_skip_verify and spec.endpoint.startswith("https://"):
+        conditions = set_condition(
+            conditions, "InsecureTLS", True, "InsecureSkipVerify",
+            "tls.insecureSkipVerify is set: the server certificate is not verified",
+            generation)
+    else:
+        conditions = remove_condition(conditions, "InsecureTLS")
+    status["conditions"] = conditions
+    return status
+
+
+def _comparable(status: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in status.items() if k != "lastCheckedTime" and v is not None}
+    return out
+
+
+def write_due(previous: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the new status must be written: something changed, or the heartbeat."""
+    if _comparable(previous) != _comparable(new):
+        return True
+    last = previous.get("lastCheckedTime")
+    if not last:
+        return True
+    checked = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.now(UTC) - checked >= HEARTBEAT
+
+
+def transition_events(previous: dict[str, Any], new: dict[str, Any]) -> list[Event]:
+    """Events for changes a person cares about, never for a steady state."""
+    events: list[Event] = []
+    old_ready = get_condition(previous.get("conditions"), "Ready")
+    new_ready = get_condition(new.get("conditions"), "Ready")
+    assert new_ready is not None
+    changed = (old_ready is None or old_ready["status"] != new_ready["status"]
+               or old_ready["reason"] != new_ready["reason"])
+    if changed:
+        events.append(Event("Normal" if new_ready["status"] == "True" else "Warning",
+                            new_ready["reason"], new_ready["message"]))
+    old_version = previous.get("version")
+    if old_version and new.get("version") and old_version != new["version"]:
+        events.append(Event("Normal", "VersionChanged",
+                            f"engine version changed from {old_version} to {new['version']}"))
+    if get_condition(new.get("conditions"), "InsecureTLS") and not get_condition(
+            previous.get("conditions"), "InsecureTLS"):
+        events.append(Event("Warning", "InsecureSkipVerify",
+                            "tls.insecureSkipVerify is set: the server certificate is not "
+                            "verified"))
+    return events
+
+
+def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch from previous to new: keys that vanished are set to None."""
+    patch = dict(new)
+    for key in previous:
+        if key not in new:
+            patch[key] = None
+    return patch
