@@ -42,6 +42,9 @@ class Runtime:
         default_factory=lambda: ThreadPoolExecutor(max_workers=32,
                                                    thread_name_prefix="ferry-io"))
     cluster_triggers: Triggers = field(default_factory=Triggers)
+    backfill_triggers: Triggers = field(default_factory=Triggers)
+    # uid -> BackfillController: the worker pools live as long as their daemon.
+    backfills: dict[str, Any] = field(default_factory=dict)
 
     @property
     def clusters(self) -> ClusterService:

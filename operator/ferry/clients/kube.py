@@ -107,3 +107,29 @@ def patch_status(kind: KindInfo, namespace: str, name: str, status: dict[str, An
     api.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, kind.plural, name, {"status": status},
         _content_type="application/merge-patch+json")
+
+
+def list_objects(kind: KindInfo, namespace: str) -> list[dict[str, Any]]:
+    api = client.CustomObjectsApi(api_client())
+    return api.list_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural)["items"]
+
+
+def apply_deployment(namespace: str, body: dict[str, Any]) -> None:
+    """Create the Deployment, or patch it to the given spec if it exists."""
+    apps = client.AppsV1Api(api_client())
+    name = body["metadata"]["name"]
+    try:
+        apps.create_namespaced_deployment(namespace, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        apps.patch_namespaced_deployment(name, namespace, body)
+
+
+def delete_deployment(namespace: str, name: str) -> None:
+    apps = client.AppsV1Api(api_client())
+    try:
+        apps.delete_namespaced_deployment(name, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -1,0 +1,86 @@
+"""Index selection and target index creation, shared by Snapshot and Backfill."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ferry.api.backfill import TargetNaming
+
+# Settings an engine sets itself; copying them into a new index is refused or wrong.
+INTERNAL_SETTINGS = (
+    "index.uuid", "index.creation_date", "index.creation_date_string", "index.version.",
+    "index.provided_name", "index.routing.allocation.initial_recovery",
+    "index.resize.", "index.shrink.", "index.verified_before_close", "index.history.uuid",
+    "index.blocks.", "index.frozen", "index.search.throttled", "index.lifecycle.",
+    "index.plugins.index_state_management", "index.opendistro.", "index.replication.",
+    "index.soft_deletes.retention_lease", "index.store.snapshot.", "index.downsample.",
+    "index.routing_path", "index.hidden",
+)
+
+
+def is_system(name: str) -> bool:
+    return name.startswith(".")
+
+
+def select(names: Iterable[str], patterns: list[str]) -> list[str]:
+    """Patterns with ``-`` exclusions, applied in order; empty: every non-dot index.
+
+    A dot-prefixed index is only selected by a pattern that itself starts with a dot,
+    so ``*`` never drags system indices into a migration.
+    """
+    names = sorted(names)
+    if not patterns:
+        return [n for n in names if not is_system(n)]
+    chosen: list[str] = []
+    for pattern in patterns:
+        exclude = pattern.startswith("-")
+        pat = pattern[1:] if exclude else pattern
+        matched = [n for n in names if fnmatch.fnmatchcase(n, pat)
+                   and (pat.startswith(".") or not is_system(n))]
+        if exclude:
+            chosen = [n for n in chosen if n not in matched]
+        else:
+            chosen += [n for n in matched if n not in chosen]
+    return sorted(chosen)
+
+
+def target_name(source: str, naming: TargetNaming) -> str:
+    if source in naming.map:
+        return naming.map[source]
+    return f"{naming.prefix}{source}{naming.suffix}"
+
+
+def _flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{full}."))
+        else:
+            flat[full] = value
+    return flat
+
+
+def creatable_settings(index_settings: Mapping[str, Any], replicas: int | None
+                       ) -> dict[str, Any]:
+    """The source index's settings minus what the engine owns, flattened."""
+    flat = _flatten(index_settings)
+    out = {k: v for k, v in flat.items()
+           if not any(k == p or k.startswith(p) for p in INTERNAL_SETTINGS)}
+    if replicas is not None:
+        out["index.number_of_replicas"] = replicas
+        out.pop("index.auto_expand_replicas", None)
+    return out
+
+
+def typeless_mappings(mappings: Mapping[str, Any]) -> dict[str, Any]:
+    """ES 6 style ``{type: {properties...}}`` with one custom type → typeless."""
+    if "properties" in mappings or not mappings:
+        return dict(mappings)
+    if len(mappings) == 1:
+        (only,) = mappings.values()
+        if isinstance(only, Mapping):
+            return dict(only)
+    return dict(mappings)

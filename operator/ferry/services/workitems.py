@@ -1,0 +1,258 @@
+"""Work items of a Backfill, held in a small coordination index on the target.
+
+An item is one shard of one source index, optionally one ``_seq_no`` range of it.
+Any number of workers — threads in the operator, or `ferry worker` processes — share
+the items: a worker claims one under a lease (holder + expiry) with optimistic
+concurrency (``if_seq_no``/``if_primary_term``), renews the lease with every
+checkpoint, and a crashed worker's item is claimed again once its lease expires,
+resuming from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from opensearchpy import ConflictError, NotFoundError, OpenSearch
+
+from ferry.api.common import MAX_STATUS_LIST
+
+PLAN_ID = "plan"
+FAILURES_PER_ITEM = MAX_STATUS_LIST
+
+MAPPING = {
+    "dynamic": "strict",
+    "properties": {
+        "kind": {"type": "keyword"},
+        "index": {"type": "keyword"},
+        "target": {"type": "keyword"},
+        "shard": {"type": "integer"},
+        "seq_from": {"type": "long"},
+        "seq_to": {"type": "long"},
+        "state": {"type": "keyword"},
+        "holder": {"type": "keyword"},
+        "lease_until": {"type": "long"},
+        "checkpoint": {"type": "long"},
+        "docs_estimate": {"type": "long"},
+        "docs_done": {"type": "long"},
+        "docs_failed": {"type": "long"},
+        "bytes_done": {"type": "long"},
+        "claims": {"type": "integer"},
+        "updated": {"type": "long"},
+        "failures": {"type": "object", "enabled": False},
+        "plan": {"type": "object", "enabled": False},
+    },
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def coordination_index(uid: str) -> str:
+    return f".ferry-backfill-{uid}"
+
+
+@dataclass
+class WorkItem:
+    id: str
+    index: str
+    target: str
+    shard: int
+    seq_from: int
+    seq_to: int
+    checkpoint: int
+    docs_estimate: int = 0
+    docs_done: int = 0
+    docs_failed: int = 0
+    bytes_done: int = 0
+    claims: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seq_no: int = 0
+    primary_term: int = 0
+
+    @classmethod
+    def from_hit(cls, hit: dict[str, Any]) -> WorkItem:
+        s = hit["_source"]
+        return cls(id=hit["_id"], index=s["index"], target=s["target"], shard=s["shard"],
+                   seq_from=s["seq_from"], seq_to=s["seq_to"], checkpoint=s["checkpoint"],
+                   docs_estimate=s.get("docs_estimate", 0), docs_done=s.get("docs_done", 0),
+                   docs_failed=s.get("docs_failed", 0), bytes_done=s.get("bytes_done", 0),
+                   claims=s.get("claims", 0), failures=s.get("failures") or [],
+                   seq_no=hit["_seq_no"], primary_term=hit["_primary_term"])
+
+    def source(self, state: str, holder: str | None, lease_until: int) -> dict[str, Any]:
+        return {"kind": "item", "index": self.index, "target": self.target,
+                "shard": self.shard, "seq_from": self.seq_from, "seq_to": self.seq_to,
+                "state": state, "holder": holder, "lease_until": lease_until,
+                "checkpoint": self.checkpoint, "docs_estimate": self.docs_estimate,
+                "docs_done": self.docs_done, "docs_failed": self.docs_failed,
+                "bytes_done": self.bytes_done, "claims": self.claims,
+                "failures": self.failures[-FAILURES_PER_ITEM:], "updated": now_ms()}
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    waiting: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    docs_done: int = 0
+    docs_failed: int = 0
+    bytes_done: int = 0
+    holders: int = 0
+    per_index: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.total > 0 and self.completed == self.total
+
+
+class WorkItemStore:
+    def __init__(self, client: OpenSearch, index: str, lease_seconds: float = 60.0) -> None:
+        self.client = client
+        self.index = index
+        self.lease_ms = int(lease_seconds * 1000)
+
+    # -- planning -----------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return bool(self.client.indices.exists(index=self.index))
+
+    def create(self) -> None:
+        body = {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1",
+                                       "hidden": True, "refresh_interval": "1s"}},
+                "mappings": MAPPING}
+        self.client.indices.create(index=self.index, body=body, ignore=400)
+
+    def planned(self) -> dict[str, Any] | None:
+        try:
+            doc = self.client.get(index=self.index, id=PLAN_ID)
+        except NotFoundError:
+            return None
+        return doc["_source"].get("plan")
+
+    def write_plan(self, items: list[WorkItem], plan: dict[str, Any]) -> None:
+        """Items first, then the plan marker: workers start only once the marker exists,
+        so an interrupted planning is redone from scratch (see reset)."""
+        lines: list[dict[str, Any]] = []
+        for item in items:
+            lines += [{"index": {"_index": self.index, "_id": item.id}},
+                      item.source("waiting", None, 0)]
+        for start in range(0, len(lines), 2000):
+            self.client.bulk(body=lines[start:start + 2000], refresh="wait_for")
+        self.client.index(index=self.index, id=PLAN_ID,
+                          body={"kind": "plan", "plan": plan, "updated": now_ms()},
+                          refresh="wait_for")
+
+    def reset(self) -> None:
+        self.delete()
+        self.create()
+
+    def delete(self) -> None:
+        self.client.indices.delete(index=self.index, ignore=[404])
+
+    # -- working ------------------------------------------------------------------------
+
+    def _claimable_query(self) -> dict[str, Any]:
+        return {"bool": {"filter": [{"term": {"kind": "item"}}], "should": [
+            {"term": {"state": "waiting"}},
+            {"bool": {"filter": [{"term": {"state": "leased"}},
+                                 {"range": {"lease_until": {"lt": now_ms()}}}]}},
+        ], "minimum_should_match": 1}}
+
+    def claim(self, holder: str) -> WorkItem | None:
+        """Claim one waiting or expired item, or None when there is none right now."""
+        found = self.client.search(index=self.index, body={
+            "size": 20, "query": self._claimable_query(), "seq_no_primary_term": True,
+            "sort": [{"claims": "asc"}, {"docs_estimate": "desc"}]})
+        for hit in found["hits"]["hits"]:
+            # The search is near-real-time; the GET is not, and carries the seq_no the
+            # conditional update below is checked against.
+            current = self.client.get(index=self.index, id=hit["_id"])
+            src = current["_source"]
+            if src["state"] == "done" or (src["state"] == "leased"
+                                          and src["lease_until"] >= now_ms()):
+                continue
+            item = WorkItem.from_hit(current)
+            item.claims += 1
+            try:
+                result = self.client.index(
+                    index=self.index, id=item.id,
+                    body=item.source("leased", holder, now_ms() + self.lease_ms),
+                    if_seq_no=item.seq_no, if_primary_term=item.primary_term)
+            except ConflictError:
+                continue  # another worker was faster
+            item.seq_no, item.primary_term = result["_seq_no"], result["_primary_term"]
+            return item
+        return None
+
+    def _save(self, item: WorkItem, state: str, holder: str | None, lease_until: int) -> bool:
+        try:
+            result = self.client.index(
+                index=self.index, id=item.id, body=item.source(state, holder, lease_until),
+                if_seq_no=item.seq_no, if_primary_term=item.primary_term)
+        except ConflictError:
+            return False
+        item.seq_no, item.primary_term = result["_seq_no"], result["_primary_term"]
+        return True
+
+    def checkpoint(self, item: WorkItem, holder: str) -> bool:
+        """Record progress and renew the lease; False means the lease was lost."""
+        return self._save(item, "leased", holder, now_ms() + self.lease_ms)
+
+    def release(self, item: WorkItem) -> bool:
+        return self._save(item, "waiting", None, 0)
+
+    def complete(self, item: WorkItem) -> bool:
+        return self._save(item, "done", None, 0)
+
+    def all_done(self) -> bool:
+        return self.summary(with_failures=False).finished
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def summary(self, *, with_failures: bool = True) -> Summary:
+        self.client.indices.refresh(index=self.index)
+        now = now_ms()
+        result = self.client.search(index=self.index, body={
+            "size": 0, "query": {"term": {"kind": "item"}},
+            "aggs": {
+                "states": {"terms": {"field": "state", "size": 10}},
+                "live": {"filter": {"bool": {"filter": [
+                    {"term": {"state": "leased"}}, {"range": {"lease_until": {"gte": now}}}]}},
+                    "aggs": {"holders": {"cardinality": {"field": "holder"}}}},
+                "docs": {"sum": {"field": "docs_done"}},
+                "failed": {"sum": {"field": "docs_failed"}},
+                "bytes": {"sum": {"field": "bytes_done"}},
+                "indices": {"terms": {"field": "index", "size": 10000}, "aggs": {
+                    "docs": {"sum": {"field": "docs_done"}},
+                    "failed": {"sum": {"field": "docs_failed"}},
+                    "estimate": {"sum": {"field": "docs_estimate"}}}},
+            }})
+        aggs = result["aggregations"]
+        states = {b["key"]: b["doc_count"] for b in aggs["states"]["buckets"]}
+        live = aggs["live"]["doc_count"]
+        summary = Summary(
+            total=sum(states.values()),
+            completed=states.get("done", 0),
+            in_progress=live,
+            waiting=states.get("waiting", 0) + states.get("leased", 0) - live,
+            docs_done=int(aggs["docs"]["value"]),
+            docs_failed=int(aggs["failed"]["value"]),
+            bytes_done=int(aggs["bytes"]["value"]),
+            holders=int(aggs["live"]["holders"]["value"]),
+            per_index={b["key"]: {"docs": int(b["docs"]["value"]),
+                                  "failed": int(b["failed"]["value"])}
+                       for b in aggs["indices"]["buckets"]},
+        )
+        if with_failures and summary.docs_failed:
+            found = self.client.search(index=self.index, body={
+                "size": 100, "query": {"range": {"docs_failed": {"gt": 0}}},
+                "_source": ["failures"]})
+            failures = [f for h in found["hits"]["hits"] for f in h["_source"]["failures"]]
+            summary.failures = sorted(failures, key=lambda f: f.get("time", ""),
+                                      reverse=True)[:MAX_STATUS_LIST]
+        return summary

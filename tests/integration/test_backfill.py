@@ -1,0 +1,410 @@
+"""Backfill end to end: the operator copies real documents between real nodes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ferry.services.backfill import content_hash
+from testbed import datagen
+from testbed.kube import KubeAPIServer
+from testbed.operator import OperatorProcess
+from testbed.proxy import Refusal, Request, ReverseProxy
+from testbed.search import SearchNode
+
+pytestmark = pytest.mark.integration
+
+SOURCE_INDICES = ["bf-web-logs", "bf-orders", "bf-users"]
+
+
+@pytest.fixture(scope="module")
+def es_dataset(elasticsearch: SearchNode) -> dict[str, int]:
+    """50,000 documents in three indices on the Elasticsearch source."""
+    return datagen.standard_dataset(elasticsearch, 50_000, prefix="bf-")
+
+
+def clusters(source_url: str, target_url: str, **target: Any) -> list[dict[str, Any]]:
+    return [{"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+             "metadata": {"name": "source"}, "spec": {"endpoint": source_url,
+                                                      "readOnly": True}},
+            {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+             "metadata": {"name": "target"}, "spec": {"endpoint": target_url, **target}}]
+
+
+def backfill(name: str = "copy", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "ferry.dev/v1alpha1", "kind": "Backfill",
+            "metadata": {"name": name},
+            "spec": {"sourceRef": {"name": "source"}, "targetRef": {"name": "target"},
+                     **spec}}
+
+
+def phase_in(*phases: str):
+    return lambda obj: obj["status"]["phase"] in phases
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def count(node: SearchNode, index: str) -> int:
+    node.request("POST", f"/{index}/_refresh")
+    return int(node.request("GET", f"/{index}/_count")["count"])  # type: ignore[index]
+
+
+def bulk_docs(request: Request) -> int:
+    return request.body.count(b"\n") // 2 if request.path.startswith("/_bulk") else 0
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[ReverseProxy]]:
+    started: list[ReverseProxy] = []
+    yield started
+    for p in started:
+        p.stop()
+
+
+def test_es_to_opensearch_completes_and_verifies(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, es_dataset: dict[str, int], namespace: str) -> None:
+    prefix = f"{namespace}-"
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url),
+               backfill(indices=["bf-*"], targetNaming={"prefix": prefix}, workers=3,
+                        verify={"counts": True, "sampleSize": 50}))
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed",
+                                                                "CompletedWithErrors"),
+                        timeout=300)
+    status = obj["status"]
+    assert status["phase"] == "Completed", status
+    total = sum(es_dataset.values())
+    assert total == 50_000
+    assert status["progress"]["docsTotal"] == total
+    assert status["progress"]["docsMigrated"] == total
+    assert status["progress"]["percent"] == 100.0
+    assert status["progress"]["docsFailed"] == 0
+    assert condition(obj, "Verified")["status"] == "True"
+    assert condition(obj, "Ready")["status"] == "True"
+    assert status["workItems"]["completed"] == status["workItems"]["total"] >= 6
+    assert {r["name"] for r in status["indices"]} == set(SOURCE_INDICES)
+    for source_index in SOURCE_INDICES:
+        assert count(opensearch, prefix + source_index) == es_dataset[source_index]
+    # Same documents, same ids, same routing, same content.
+    sample = elasticsearch.request("POST", "/bf-orders/_search", {"size": 200})
+    for hit in sample["hits"]["hits"]:  # type: ignore[index]
+        got = opensearch.request(
+            "GET", f"/{prefix}bf-orders/_doc/{hit['_id']}?routing={hit['_routing']}")
+        assert content_hash(got["_source"]) == content_hash(hit["_source"])  # type: ignore[index]
+    # Mappings and the custom analyzer travelled with the index.
+    target_meta = opensearch.request("GET", f"/{prefix}bf-web-logs")[f"{prefix}bf-web-logs"]  # type: ignore[index]
+    assert target_meta["mappings"]["properties"]["client"]["properties"]["geo"]["type"] == \
+        "geo_point"
+    assert target_meta["settings"]["index"]["number_of_shards"] == "3"
+    analyzed = opensearch.request("POST", f"/{prefix}bf-web-logs/_analyze", {
+        "analyzer": "folded_text", "text": "Crème Brûlée"})
+    assert [t["token"] for t in analyzed["tokens"]] == ["creme", "brulee"]  # type: ignore[index]
+    hits = opensearch.request("POST", f"/{prefix}bf-orders/_search", {
+        "query": {"nested": {"path": "lines", "query": {"range": {"lines.qty": {"gte": 5}}}}},
+        "size": 0, "track_total_hits": True})
+    expected = elasticsearch.request("POST", "/bf-orders/_search", {
+        "query": {"nested": {"path": "lines", "query": {"range": {"lines.qty": {"gte": 5}}}}},
+        "size": 0, "track_total_hits": True})
+    assert hits["hits"]["total"]["value"] == expected["hits"]["total"]["value"] > 0  # type: ignore[index]
+    # The printer columns answer "how far along".
+    table = kube.kubectl("get", "backfills", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "DOCS", "RATE", "ETA", "AGE"]
+    assert table[1].split()[1:4] == ["Completed", "100", "50000"]
+    reasons = {e["reason"] for e in kube.events(namespace, "copy")}
+    assert {"Planned", "Completed"} <= reasons
+    # The coordination index is the Backfill's own; deleting the Backfill removes it
+    # and never the copied data.
+    coord = status["coordinationIndex"]
+    assert opensearch.request("HEAD", f"/{coord}") is None
+    kube.kubectl("delete", "backfill", "copy", "-n", namespace, "--timeout=60s")
+    with pytest.raises(Exception, match="404"):
+        opensearch.request("HEAD", f"/{coord}")
+    assert count(opensearch, prefix + "bf-users") == es_dataset["bf-users"]
+
+
+def test_opensearch_to_opensearch(kube: KubeAPIServer, operator: OperatorProcess,
+                                  opensearch: SearchNode, namespace: str,
+                                  proxies: list[ReverseProxy]) -> None:
+    src = f"oss-src-{uuid.uuid4().hex[:6]}"
+    datagen.load(opensearch, datagen.orders_index(src, shards=2), datagen.order_docs(3000))
+    # The same node through a proxy: a different endpoint, as a second cluster would be.
+    proxy = ReverseProxy(opensearch.url).start()
+    proxies.append(proxy)
+    kube.apply(namespace, *clusters(opensearch.url, proxy.url),
+               backfill(indices=[src], targetNaming={"suffix": "-copy"}))
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed"),
+                        timeout=180)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert count(opensearch, f"{src}-copy") == 3000
+
+
+def test_pause_and_resume(kube: KubeAPIServer, operator: OperatorProcess,
+                          elasticsearch: SearchNode, opensearch: SearchNode,
+                          es_dataset: dict[str, int], namespace: str) -> None:
+    prefix = f"{namespace}-"
+    target = f"{prefix}bf-web-logs"
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url),
+               backfill(indices=["bf-web-logs"], targetNaming={"prefix": prefix}, workers=2,
+                        batch={"maxDocs": 500}, throttle={"maxDocsPerSecond": 3000}))
+    kube.wait_for("backfill", namespace, "copy",
+                  lambda o: o["status"]["progress"]["docsMigrated"] >= 3000, timeout=120)
+    kube.kubectl("patch", "backfill", "copy", "-n", namespace, "--type=merge",
+                 "-p", '{"spec":{"paused":true}}')
+    obj = kube.wait_for("backfill", namespace, "copy",
+                        lambda o: o["status"]["phase"] == "Paused"
+                        and o["status"]["workers"] == 0, timeout=60)
+    assert condition(obj, "Progressing")["status"] == "False"
+    time.sleep(2)
+    paused_count = count(opensearch, target)
+    assert paused_count < es_dataset["bf-web-logs"]
+    time.sleep(6)
+    assert count(opensearch, target) == paused_count, "documents arrived while paused"
+    kube.kubectl("patch", "backfill", "copy", "-n", namespace, "--type=merge",
+                 "-p", '{"spec":{"paused":false,"throttle":{}}}')
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed"),
+                        timeout=180)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert count(opensearch, target) == es_dataset["bf-web-logs"]
+
+
+def test_scale_up_and_down_mid_run(kube: KubeAPIServer, operator: OperatorProcess,
+                                   elasticsearch: SearchNode, opensearch: SearchNode,
+                                   es_dataset: dict[str, int], namespace: str) -> None:
+    prefix = f"{namespace}-"
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url),
+               backfill(indices=["bf-web-logs", "bf-orders"], targetNaming={"prefix": prefix},
+                        workers=1, batch={"maxDocs": 500},
+                        throttle={"maxDocsPerSecond": 4000}))
+    kube.wait_for("backfill", namespace, "copy",
+                  lambda o: o["status"]["workers"] == 1
+                  and o["status"]["progress"]["docsMigrated"] > 0, timeout=120)
+    kube.kubectl("scale", "backfill/copy", "-n", namespace, "--replicas=4")
+    kube.wait_for("backfill", namespace, "copy",
+                  lambda o: o["status"]["workers"] == 4
+                  or o["status"]["phase"] == "Completed", timeout=60)
+    kube.kubectl("scale", "backfill/copy", "-n", namespace, "--replicas=2")
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed"),
+                        timeout=240)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert obj["status"]["desiredWorkers"] == 2
+    for index in ("bf-web-logs", "bf-orders"):
+        assert count(opensearch, prefix + index) == es_dataset[index]
+    assert obj["status"]["progress"]["docsMigrated"] == es_dataset["bf-web-logs"] + \
+        es_dataset["bf-orders"]
+
+
+def test_operator_killed_mid_run_resumes_from_checkpoints(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, es_dataset: dict[str, int], namespace: str,
+        proxies: list[ReverseProxy]) -> None:
+    prefix = f"{namespace}-"
+    received: list[int] = []
+    proxy = ReverseProxy(opensearch.url,
+                         gate=lambda r: received.append(bulk_docs(r)) or None).start()
+    proxies.append(proxy)
+    total = es_dataset["bf-web-logs"]
+    kube.apply(namespace, *clusters(elasticsearch.url, proxy.url),
+               backfill(indices=["bf-web-logs"], targetNaming={"prefix": prefix}, workers=2,
+                        batch={"maxDocs": 500}, throttle={"maxDocsPerSecond": 3000}))
+    obj = kube.wait_for("backfill", namespace, "copy",
+                        lambda o: o["status"]["progress"]["docsMigrated"] >= total // 3,
+                        timeout=120)
+    operator.kill()
+    coord = obj["status"]["coordinationIndex"]
+    opensearch.request("POST", f"/{coord}/_refresh")
+    items = opensearch.request("POST", f"/{coord}/_search", {
+        "size": 100, "query": {"term": {"kind": "item"}}})["hits"]["hits"]  # type: ignore[index]
+    done_at_kill = sum(i["_source"]["docs_done"] for i in items)
+    started = [i for i in items if i["_source"]["checkpoint"] >= i["_source"]["seq_from"]]
+    assert done_at_kill >= total // 3 and started
+    sent_before = sum(received)
+    operator.start()
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed"),
+                        timeout=240)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert count(opensearch, prefix + "bf-web-logs") == total
+    resent = sum(received) - sent_before
+    # Resumed from checkpoints: what was re-sent is what remained plus at most the
+    # in-flight batches, never the whole index again.
+    assert resent <= total - done_at_kill + 2 * 500 * 2, (resent, total, done_at_kill)
+    claims = opensearch.request("POST", f"/{coord}/_search", {
+        "size": 100, "query": {"range": {"claims": {"gte": 2}}}})
+    assert claims["hits"]["total"]["value"] >= 1  # type: ignore[index]
+
+
+def test_pods_executor_and_two_worker_processes(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, es_dataset: dict[str, int], namespace: str) -> None:
+    prefix = f"{namespace}-"
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url),
+               backfill(indices=["bf-orders"], targetNaming={"prefix": prefix}, workers=2,
+                        executor="pods", batch={"maxDocs": 300}))
+    deployment = kube.wait_for("deployment", namespace, "ferry-worker-copy",
+                               lambda d: d["spec"]["replicas"] == 2, timeout=60)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["worker", "--backfill", f"{namespace}/copy"]
+    assert deployment["metadata"]["ownerReferences"][0]["kind"] == "Backfill"
+    # No kubelet runs pods here: run what the pods would run, twice, locally.
+    env = {"KUBECONFIG": str(kube.kubeconfig), "PATH": "/usr/bin:/bin",
+           "FERRY_LEASE_SECONDS": "15"}
+    workers = [subprocess.Popen([sys.executable, "-m", "ferry.cli", "worker", "--backfill",
+                                 f"{namespace}/copy", "--log-format", "plain"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+               for _ in range(2)]
+    try:
+        obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed"),
+                            timeout=240)
+    finally:
+        outputs = []
+        for w in workers:
+            try:
+                outputs.append(w.communicate(timeout=60)[0].decode())
+            except subprocess.TimeoutExpired:
+                w.kill()
+                outputs.append(w.communicate()[0].decode())
+    assert obj["status"]["phase"] == "Completed", (obj["status"], outputs)
+    assert count(opensearch, prefix + "bf-orders") == es_dataset["bf-orders"]
+    coord = obj["status"]["coordinationIndex"]
+    holders = opensearch.request("POST", f"/{coord}/_search", {"size": 100})
+    assert holders
+    assert all("started with 1 thread" in out for out in outputs), outputs
+    kube.kubectl("scale", "backfill/copy", "-n", namespace, "--replicas=3")
+
+
+def test_busy_target_429_and_503_still_completes_exactly(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, es_dataset: dict[str, int], namespace: str,
+        proxies: list[ReverseProxy]) -> None:
+    prefix = f"{namespace}-"
+    calls = {"n": 0}
+
+    def flaky(request: Request) -> Refusal | None:
+        if not request.path.startswith("/_bulk"):
+            return None
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            return Refusal(429, b'{"error":{"type":"es_rejected_execution_exception"},'
+                                b'"status":429}')
+        if calls["n"] % 7 == 0:
+            return Refusal(503, b'{"error":"unavailable","status":503}')
+        return None
+
+    proxy = ReverseProxy(opensearch.url, gate=flaky).start()
+    proxies.append(proxy)
+    kube.apply(namespace, *clusters(elasticsearch.url, proxy.url),
+               backfill(indices=["bf-users"], targetNaming={"prefix": prefix},
+                        batch={"maxDocs": 250}))
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed",
+                                                                "CompletedWithErrors"),
+                        timeout=240)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert calls["n"] > 20
+    assert count(opensearch, prefix + "bf-users") == es_dataset["bf-users"]
+
+
+def test_rejected_documents_are_listed_without_bodies(
+        kube: KubeAPIServer, operator: OperatorProcess, opensearch: SearchNode,
+        elasticsearch: SearchNode, namespace: str) -> None:
+    src = f"strict-src-{uuid.uuid4().hex[:6]}"
+    elasticsearch.request("PUT", f"/{src}", {"settings": {"number_of_replicas": 0}})
+    secret_marker = "body-marker-" + uuid.uuid4().hex
+    bulk = "".join(
+        f'{{"index":{{"_id":"d{i}"}}}}\n'
+        + json.dumps({"n": i, "extra": secret_marker} if i % 10 == 0 else {"n": i}) + "\n"
+        for i in range(200))
+    elasticsearch.request("POST", f"/{src}/_bulk?refresh=true", bulk.encode())
+    # An existing strict target that refuses the unknown field "extra".
+    target = f"{src}-strict"
+    opensearch.request("PUT", f"/{target}", {"settings": {"number_of_replicas": 0},
+                                             "mappings": {"dynamic": "strict", "properties": {
+                                                 "n": {"type": "integer"}}}})
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url),
+               backfill("lenient", indices=[src], targetNaming={"map": {src: target}},
+                        maxFailedDocuments=50))
+    obj = kube.wait_for("backfill", namespace, "lenient", phase_in(
+        "Completed", "Failed", "CompletedWithErrors"), timeout=120)
+    status = obj["status"]
+    assert status["phase"] == "CompletedWithErrors", status
+    assert status["progress"]["docsFailed"] == 20
+    assert len(status["failures"]) == 20
+    assert {f["id"] for f in status["failures"]} == {f"d{i}" for i in range(0, 200, 10)}
+    assert all("strict_dynamic_mapping_exception" in f["reason"] for f in status["failures"])
+    assert secret_marker not in json.dumps(status)
+    assert condition(obj, "Verified")["status"] == "False"
+    assert count(opensearch, target) == 180
+
+    opensearch.request("DELETE", f"/{target}")
+    opensearch.request("PUT", f"/{target}", {"settings": {"number_of_replicas": 0},
+                                             "mappings": {"dynamic": "strict", "properties": {
+                                                 "n": {"type": "integer"}}}})
+    kube.apply(namespace, backfill("strict", indices=[src], targetNaming={"map": {src: target}},
+                                   maxFailedDocuments=5, batch={"maxDocs": 50}))
+    obj = kube.wait_for("backfill", namespace, "strict", phase_in(
+        "Completed", "Failed", "CompletedWithErrors"), timeout=120)
+    assert obj["status"]["phase"] == "Failed"
+    assert condition(obj, "Failed")["reason"] == "TooManyFailures"
+
+
+def test_bad_input_is_refused_with_clear_reasons_and_writes_nothing(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, es_dataset: dict[str, int], namespace: str) -> None:
+    prefix = f"{namespace}-"
+    readonly_target = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+                       "metadata": {"name": "archive"},
+                       "spec": {"endpoint": opensearch.url, "readOnly": True}}
+    same = {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "source-again"}, "spec": {"endpoint": elasticsearch.url}}
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url), readonly_target, same)
+    kube.apply(namespace,
+               {**backfill("to-readonly", indices=["bf-users"],
+                           targetNaming={"prefix": prefix + "ro-"}),
+                "spec": {"sourceRef": {"name": "source"}, "targetRef": {"name": "archive"},
+                         "indices": ["bf-users"], "targetNaming": {"prefix": prefix + "ro-"}}},
+               {**backfill("to-itself"), "spec": {"sourceRef": {"name": "source"},
+                                                  "targetRef": {"name": "source-again"}}},
+               {**backfill("to-nowhere"), "spec": {"sourceRef": {"name": "source"},
+                                                   "targetRef": {"name": "missing"}}},
+               backfill("from-snapshot", source={"snapshotRef": {"name": "snap"}}),
+               backfill("nothing-matches", indices=["no-such-index-*"]))
+    expect = {"to-readonly": "TargetReadOnly", "to-itself": "SameEndpoint",
+              "from-snapshot": "SnapshotSourceNotSupported",
+              "nothing-matches": "NoIndicesMatched"}
+    for name, reason in expect.items():
+        obj = kube.wait_for("backfill", namespace, name, phase_in("Failed"), timeout=60)
+        assert condition(obj, "Failed")["reason"] == reason
+        assert obj["status"]["message"]
+    obj = kube.wait_for("backfill", namespace, "to-nowhere",
+                        lambda o: condition(o, "Progressing")["reason"] == "ClusterNotFound",
+                        timeout=60)
+    assert "Cluster missing not found" in obj["status"]["message"]
+    indices = opensearch.request("GET", f"/_cat/indices/{prefix}*?format=json")
+    assert indices == []
+
+    # A target index that already holds documents is refused unless onConflict is set.
+    opensearch.request("PUT", f"/{prefix}bf-users/_doc/x?refresh=true", {"name": "already"})
+    kube.apply(namespace, backfill("occupied", indices=["bf-users"],
+                                   targetNaming={"prefix": prefix}))
+    obj = kube.wait_for("backfill", namespace, "occupied", phase_in("Failed"), timeout=60)
+    assert condition(obj, "Failed")["reason"] == "TargetIndexNotEmpty"
+    assert count(opensearch, f"{prefix}bf-users") == 1
+
+    # Two Backfills writing the same target index: the second is refused.
+    kube.apply(namespace, backfill("first", indices=["bf-web-logs"],
+                                   targetNaming={"prefix": prefix + "shared-"},
+                                   throttle={"maxDocsPerSecond": 500}))
+    kube.wait_for("backfill", namespace, "first", phase_in("Running"), timeout=60)
+    kube.apply(namespace, backfill("second", indices=["bf-web-logs"],
+                                   targetNaming={"prefix": prefix + "shared-"}))
+    obj = kube.wait_for("backfill", namespace, "second", phase_in("Failed"), timeout=60)
+    assert condition(obj, "Failed")["reason"] == "TargetIndexInUse"
+    assert "first" in obj["status"]["message"]
+    kube.kubectl("delete", "backfill", "first", "-n", namespace, "--timeout=90s")
