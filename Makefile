@@ -41,3 +41,8 @@ test-integration: testbed ## integration tests only
 
 clean: ## remove the venv and everything built
 	rm -rf $(VENV) build
+
+# -- benchmarks (scripts that print figures; never part of `make test`) ----------------------
+.PHONY: bench-backfill
+bench-backfill: testbed ## Backfill throughput: Ferry workers 1/2/4 vs _reindex from remote vs bulk ceiling
+	cd hack && ../$(PY) -m bench.backfill --json ../build/bench/backfill.json

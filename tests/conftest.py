@@ -108,7 +108,11 @@ def elasticsearch() -> Iterator[SearchNode]:
 @pytest.fixture(scope="session")
 def operator(crds: KubeAPIServer) -> Iterator[OperatorProcess]:
     """`ferry run` against the real API server, watching all namespaces."""
-    proc = OperatorProcess(crds.kubeconfig).start()
+    # Short leases so tests that kill the operator see its items re-claimed quickly.
+    # FERRY_CLEANUP_TIMEOUT: deleting a resource gives up on an unreachable cluster after
+    # this many seconds (default 600), small here so tests of that bound stay short.
+    proc = OperatorProcess(crds.kubeconfig, env={"FERRY_LEASE_SECONDS": "15",
+                                                 "FERRY_CLEANUP_TIMEOUT": "15"}).start()
     try:
         yield proc
     finally:

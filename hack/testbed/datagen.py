@@ -22,8 +22,9 @@ ANALYSIS = {"analyzer": {"folded_text": {
 PATHS = ["/", "/cart", "/checkout", "/search", "/product/{}", "/api/v1/items/{}", "/login"]
 AGENTS = ["Mozilla/5.0 (X11; Linux x86_64)", "curl/8.5.0", "Googlebot/2.1",
           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"]
-WORDS = ("café crème brûlée naïve résumé fjord smörgåsbord piñata jalapeño über "
-         "search cluster shard replica snapshot migrate ferry harbour tide").split()
+WORDS = ["café", "crème", "brûlée", "naïve", "résumé", "fjord", "smörgåsbord", "piñata",
+         "jalapeño", "über", "search", "cluster", "shard", "replica", "snapshot", "migrate",
+         "ferry", "harbour", "tide"]
 CITIES = [("Lisbon", 38.72, -9.14), ("Oslo", 59.91, 10.75), ("Zürich", 47.37, 8.54),
           ("Montréal", 45.50, -73.57), ("São Paulo", -23.55, -46.63)]
 

@@ -23,6 +23,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ferry.operator import OperatorOptions, run
 
     namespaces = [n for item in args.namespace for n in item.split(",") if n]
+    if args.cleanup_timeout is not None:
+        # Read by the deletion handlers (ferry.handlers.snapshot.cleanup_timeout).
+        os.environ["FERRY_CLEANUP_TIMEOUT"] = str(args.cleanup_timeout)
     return run(OperatorOptions(
         namespaces=namespaces,
         liveness_endpoint=args.liveness or None,
@@ -30,6 +33,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         peering=args.peering,
     ))
+
+
+def _cmd_snapshot_ls(args: argparse.Namespace) -> int:
+    import json
+
+    from ferry.repository import RepositoryError, open_store, read_repository
+
+    try:
+        store = open_store(args.repository, endpoint_url=args.endpoint_url,
+                           region=args.region, path_style=args.path_style)
+        contents = read_repository(store, details=args.details or args.json)
+    except (RepositoryError, ValueError) as exc:
+        print(f"ferry: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # S3 errors: say which, never a traceback with a stack
+        print(f"ferry: cannot read {args.repository}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(contents.to_json(), indent=2))
+        return 0
+    rows = [("NAME", "UUID", "STATE", "VERSION", "INDICES")]
+    for s in contents.snapshots:
+        rows.append((s.name, s.uuid, s.state or "?", s.version or "?",
+                     f"{len(s.indices)}: {','.join(s.indices)}" if s.indices else "0"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[4])
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from ferry.operator import OperatorOptions, configure_logging
+    from ferry.worker import run_worker
+
+    namespace, _, name = args.backfill.partition("/")
+    if not name:
+        raise SystemExit("--backfill takes NAMESPACE/NAME")
+    configure_logging(OperatorOptions(log_format=args.log_format))
+    return run_worker(namespace, name, threads=args.threads)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--peering", default=os.environ.get("FERRY_PEERING") or None,
                      help="kopf peering name: replicas sharing it elect one active operator "
                      "(needs kopf's peering CRDs); default: standalone")
+    run.add_argument("--cleanup-timeout", type=float, default=None, metavar="SECONDS",
+                     help="how long deleting a resource retries against an unreachable "
+                     "cluster before letting go with a Warning event (env "
+                     "FERRY_CLEANUP_TIMEOUT; default 600)")
     run.set_defaults(func=_cmd_run)
+
+    worker = sub.add_parser("worker", help="run copy workers for one Backfill (pods executor)")
+    worker.add_argument("--backfill", required=True, metavar="NAMESPACE/NAME",
+                        help="the Backfill to work on")
+    worker.add_argument("--threads", type=int, default=1,
+                        help="worker threads in this process (default 1)")
+    worker.add_argument("--log-format", choices=["json", "plain"],
+                        default=os.environ.get("FERRY_LOG_FORMAT", "json"))
+    worker.set_defaults(func=_cmd_worker)
+
+    snapshot = sub.add_parser("snapshot", help="snapshot repositories, without a cluster")
+    snapshot_sub = snapshot.add_subparsers(dest="snapshot_command", required=True,
+                                           metavar="COMMAND")
+    ls = snapshot_sub.add_parser(
+        "ls", help="list the snapshots in a repository, read from its own files")
+    ls.add_argument("repository", help="a repository directory, or s3://bucket/base/path "
+                    "(credentials from the AWS default chain)")
+    ls.add_argument("--json", action="store_true", help="JSON output, with times and shards")
+    ls.add_argument("--details", action="store_true",
+                    help="read every snapshot's metadata blob (times, shard counts)")
+    ls.add_argument("--endpoint-url", default=None,
+                    help="S3 endpoint for S3-compatible stores (or env AWS_ENDPOINT_URL)")
+    ls.add_argument("--region", default=None, help="S3 region (or env AWS_REGION)")
+    ls.add_argument("--path-style", action="store_true", help="path-style S3 addressing")
+    ls.set_defaults(func=_cmd_snapshot_ls)
     return parser
 
 

@@ -157,6 +157,7 @@ class SnapshotIndexStatus(ApiModel):
     state: str | None = Field(default=None, description="Index snapshot state.")
     shards_total: int | None = Field(default=None, description="Shards of the index.")
     shards_done: int | None = Field(default=None, description="Shards finished.")
+    shards_failed: int | None = Field(default=None, description="Shards that failed.")
     documents: int | None = Field(
         default=None, description="Documents in the index when the snapshot was taken."
     )
@@ -182,6 +183,17 @@ class SnapshotStatus(ApiModel):
         description="Per-index state (bounded; see indicesTotal).",
     )
     indices_total: int | None = Field(default=None, description="Indices in the snapshot.")
+    documents: int | None = Field(
+        default=None,
+        description="Documents (top-level, as search counts them) in the snapshot's indices "
+        "when the operator started it; what a restore is verified against. Unset for an "
+        "adopted snapshot.",
+    )
+    adopted: bool | None = Field(
+        default=None,
+        description="True when a snapshot of that name already existed and was adopted "
+        "rather than started; deletionPolicy Delete never deletes an adopted snapshot.",
+    )
     failures: list[Failure] = Field(
         default_factory=list, max_length=MAX_STATUS_LIST,
         description="Shard failures (bounded, newest first).",

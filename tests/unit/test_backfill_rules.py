@@ -1,0 +1,84 @@
+"""Pure pieces of the Backfill engine: index selection, settings, items, progress."""
+
+from __future__ import annotations
+
+from ferry.api.backfill import BackfillSpec, TargetNaming
+from ferry.services import indices
+from ferry.services.backfill import BackfillService, IndexPlan, Plan
+from ferry.services.backfill_status import RateTracker, conditions_for, progress
+from ferry.services.copier import CopySettings, _chunks
+from ferry.services.workitems import Summary
+
+
+def test_select_patterns_exclusions_and_system_indices() -> None:
+    names = ["logs-1", "logs-2", "logs-debug-1", "orders", ".kibana", ".ferry-x"]
+    assert indices.select(names, []) == ["logs-1", "logs-2", "logs-debug-1", "orders"]
+    assert indices.select(names, ["logs-*", "-logs-debug-*"]) == ["logs-1", "logs-2"]
+    assert indices.select(names, ["*"]) == ["logs-1", "logs-2", "logs-debug-1", "orders"]
+    assert indices.select(names, [".kibana"]) == [".kibana"]
+
+
+def test_target_naming() -> None:
+    naming = TargetNaming(prefix="new-", suffix="-v2", map={"orders": "orders-final"})
+    assert indices.target_name("logs", naming) == "new-logs-v2"
+    assert indices.target_name("orders", naming) == "orders-final"
+
+
+def test_creatable_settings_strip_engine_internals() -> None:
+    source = {"index": {"number_of_shards": "3", "number_of_replicas": "1",
+                        "uuid": "abc", "creation_date": "1", "provided_name": "x",
+                        "version": {"created": "7100299"},
+                        "routing": {"allocation": {"initial_recovery": {"_id": "n"}}},
+                        "analysis": {"analyzer": {"a": {"type": "custom",
+                                                        "tokenizer": "standard"}}}}}
+    out = indices.creatable_settings(source, replicas=0)
+    assert out == {"index.number_of_shards": "3", "index.number_of_replicas": 0,
+                   "index.analysis.analyzer.a.type": "custom",
+                   "index.analysis.analyzer.a.tokenizer": "standard"}
+
+
+def test_typeless_mappings() -> None:
+    assert indices.typeless_mappings({"_doc": {"properties": {"a": {}}}}) == {
+        "properties": {"a": {}}}
+    assert indices.typeless_mappings({"properties": {"a": {}}}) == {"properties": {"a": {}}}
+
+
+def test_big_shards_are_split_into_open_ended_seq_no_ranges() -> None:
+    spec = BackfillSpec.model_validate({"sourceRef": {"name": "a"}, "targetRef": {"name": "b"}})
+    service = BackfillService.__new__(BackfillService)
+    service.spec = spec
+    plan = Plan([IndexPlan("big", "big", 120_000, [(0, 119_999, 120_000), (1, 9, 10)])])
+    items = service.items(plan)
+    ranges = [(i.shard, i.seq_from, i.seq_to) for i in items]
+    assert ranges[:3] == [(0, 0, 40_000), (0, 40_000, 80_000), (0, 80_000, 2 ** 62)]
+    assert ranges[3] == (1, 0, 2 ** 62)
+    assert all(i.checkpoint == i.seq_from - 1 for i in items)
+
+
+def test_bulk_bodies_respect_max_bytes_and_keep_routing() -> None:
+    hits = [{"_id": str(i), "_routing": "r" if i == 0 else None, "_source": {"v": "x" * 100}}
+            for i in range(10)]
+    sources = {h["_id"]: '{"v":"' + "x" * 100 + '"}' for h in hits}
+    chunks = _chunks(hits, sources, "t", CopySettings(max_bytes=400))
+    assert sum(len(ids) for ids, _ in chunks) == 10 and len(chunks) >= 4
+    assert '"routing": "r"' in chunks[0][1]
+
+
+def test_progress_rate_and_eta() -> None:
+    rate = RateTracker()
+    assert rate.add(0, at=0.0) is None
+    assert rate.add(1000, at=10.0) == 100.0
+    out = progress(5000, Summary(docs_done=1000), 100.0)
+    assert out["percent"] == 20.0 and out["etaSeconds"] == 40
+    assert progress(0, Summary(), None)["percent"] == 100.0
+
+
+def test_conditions_for_phases() -> None:
+    running = {c["type"]: c for c in conditions_for([], "Running", "Copying", "", 1)}
+    assert running["Progressing"]["status"] == "True"
+    assert running["Ready"]["status"] == "False"
+    done = {c["type"]: c for c in conditions_for([], "Completed", "Completed", "", 1)}
+    assert done["Ready"]["status"] == "True" and done["Progressing"]["status"] == "False"
+    failed = {c["type"]: c for c in conditions_for([], "Failed", "TargetReadOnly", "", 1)}
+    assert failed["Failed"]["status"] == "True" and failed["Failed"]["reason"] == \
+        "TargetReadOnly"
