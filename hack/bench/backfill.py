@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client, config
+
 from testbed import datagen
 from testbed.kube import KubeAPIServer
 from testbed.operator import OperatorProcess
@@ -77,10 +79,18 @@ def run_ferry(kube: KubeAPIServer, ns: str, workers: int, es: SearchNode, os_: S
                     "spec": {"sourceRef": {"name": "source"}, "targetRef": {"name": "target"},
                              "indices": INDICES, "workers": workers,
                              "targetNaming": {"prefix": f"{ns}-"}}})
-    obj = kube.wait_for("backfill", ns, "bench",
-                        lambda o: o["status"]["phase"] in ("Completed", "Failed",
-                                                           "CompletedWithErrors"),
-                        timeout=1800, interval=0.2)
+    # Polled with the Python client, not kubectl: a process spawned several times a
+    # second would steal CPU from the run being measured.
+    api = client.CustomObjectsApi(config.new_client_from_config(str(kube.kubeconfig)))
+    while True:
+        obj = api.get_namespaced_custom_object("ferry.dev", "v1alpha1", ns, "backfills",
+                                               "bench")
+        if (obj.get("status") or {}).get("phase") in ("Completed", "Failed",
+                                                       "CompletedWithErrors"):
+            break
+        if time.monotonic() - start > 1800:
+            raise TimeoutError("benchmark Backfill did not finish in 30 minutes")
+        time.sleep(0.25)
     elapsed = time.monotonic() - start
     if obj["status"]["phase"] != "Completed":
         raise RuntimeError(f"benchmark Backfill ended {obj['status']}")

@@ -39,6 +39,8 @@ async def drive(namespace: str, name: str, uid: str, body: kopf.Body, memo: Runt
         controller = memo.backfills[uid] = BackfillController(namespace, name, uid,
                                                               memo.reader)
     trigger = memo.backfill_triggers.register(namespace, name)
+    loop = asyncio.get_running_loop()
+    controller.wake = lambda: loop.call_soon_threadsafe(trigger.set)
     # The operator is the only writer of status: after the first read, our own copy is
     # fresher than the watched body, which lags each patch by a moment.
     status = dict(body.get("status") or {})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,8 @@ class BackfillController:
         self.rate = rules.RateTracker()
         self._service: BackfillService | None = None
         self._service_generation: int | None = None
+        # Set by the daemon: wakes it for the next step (called from worker threads).
+        self.wake: Callable[[], None] | None = None
 
     def stop_workers(self) -> None:
         if self.pool is not None:
@@ -200,7 +203,7 @@ class BackfillController:
              generation: int | None) -> Outcome:
         if spec.executor == "inProcess":
             if self.pool is None:
-                self.pool = WorkerPool(self.name, svc.context())
+                self.pool = WorkerPool(self.name, svc.context(), on_finished=self.wake)
             self.pool.scale(spec.workers, spec.paused)
         else:
             kube.apply_deployment(self.namespace,

@@ -99,14 +99,14 @@ def write_batch(target: OpenSearch, target_index: str, hits: list[dict[str, Any]
         retry: dict[str, dict[str, Any]] = {}
         for ids, body in chunks:
             try:
-                result = target.bulk(body=body)
+                result = target.bulk(body=body, filter_path=BULK_FILTER)
             except TransportError as exc:
                 status = exc.status_code if isinstance(exc.status_code, int) else 0
                 if status in RETRYABLE_STATUSES or isinstance(exc, os_exc.ConnectionError):
                     retry.update({i: pending[i] for i in ids})
                     continue
                 raise
-            for entry in result["items"]:
+            for entry in result.get("items") or []:
                 op = next(iter(entry.values()))
                 doc_id, status = op.get("_id"), op.get("status", 500)
                 if status < 300:
@@ -151,16 +151,47 @@ def _chunks(hits: list[dict[str, Any]], sources: dict[str, str], target_index: s
     return chunks
 
 
-def read_page(source: OpenSearch, item: WorkItem, size: int) -> list[dict[str, Any]]:
-    body = {
-        "size": size,
-        "sort": [{"_seq_no": "asc"}],
-        "search_after": [item.checkpoint],
-        "query": {"range": {"_seq_no": {"gte": item.seq_from, "lt": item.seq_to}}},
-        "track_total_hits": False,
-    }
-    result = source.search(index=item.index, body=body, preference=f"_shards:{item.shard}")
-    return result["hits"]["hits"]
+SEARCH_FILTER = "hits.hits._id,hits.hits._routing,hits.hits._source,hits.hits.sort"
+BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"
+
+
+def read_page(source: OpenSearch, item: WorkItem, size: int
+              ) -> tuple[list[dict[str, Any]], int]:
+    """The next page of the item and the checkpoint it reaches.
+
+    The range is bounded to a window of ``_seq_no`` values just past the checkpoint, so
+    each page costs the engine a scan of that window, not of the whole rest of the
+    shard (``search_after`` alone would make a shard's copy quadratic). A window with
+    fewer than ``size`` live documents is read whole and the checkpoint jumps to its
+    end; empty windows (deleted or updated documents) are skipped the same way.
+    """
+    checkpoint = item.checkpoint
+    while checkpoint + 1 < item.seq_to:
+        upper = min(item.seq_to, checkpoint + 1 + 2 * size)
+        body = {
+            "size": size,
+            "sort": [{"_seq_no": "asc"}],
+            "query": {"range": {"_seq_no": {"gte": checkpoint + 1, "lt": upper}}},
+            "track_total_hits": False,
+        }
+        result = source.search(index=item.index, body=body,
+                               preference=f"_shards:{item.shard}", filter_path=SEARCH_FILTER)
+        hits = (result.get("hits") or {}).get("hits") or []
+        if len(hits) == size:
+            return hits, int(hits[-1]["sort"][0])
+        if hits or upper >= item.seq_to:
+            return hits, upper - 1
+        checkpoint = upper - 1
+        if item.seq_to >= 2 ** 62 and checkpoint > _max_seq_no_hint(source, item):
+            return [], checkpoint
+    return [], checkpoint
+
+
+def _max_seq_no_hint(source: OpenSearch, item: WorkItem) -> int:
+    """The shard's current highest _seq_no: where an open-ended item ends for now."""
+    stats = source.indices.stats(index=item.index, metric="docs", level="shards")
+    copies = stats["indices"][item.index]["shards"][str(item.shard)]
+    return int(next(c for c in copies if c["routing"]["primary"])["seq_no"]["max_seq_no"])
 
 
 def copy_item(item: WorkItem, source: OpenSearch, target: OpenSearch, store: WorkItemStore,
@@ -172,13 +203,14 @@ def copy_item(item: WorkItem, source: OpenSearch, target: OpenSearch, store: Wor
         if should_stop():
             store.release(item)
             return "released"
-        hits = read_page(source, item, settings.max_docs)
+        hits, reached = read_page(source, item, settings.max_docs)
         if not hits:
+            item.checkpoint = reached
             store.complete(item)
             return "done"
         throttle.acquire(len(hits))
         result = write_batch(target, item.target, hits, settings)
-        item.checkpoint = int(hits[-1]["sort"][0])
+        item.checkpoint = reached
         item.docs_done += result.written + result.skipped
         item.docs_failed += len(result.failed)
         item.bytes_done += result.bytes

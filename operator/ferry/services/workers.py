@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opensearchpy import OpenSearch
@@ -35,9 +36,12 @@ class CopyContext:
 
 
 class WorkerPool:
-    def __init__(self, name: str, context: CopyContext) -> None:
+    def __init__(self, name: str, context: CopyContext,
+                 on_finished: Callable[[], None] | None = None) -> None:
         self.name = name
         self.context = context
+        # Called when a worker finds every item done, so the owner need not poll for it.
+        self.on_finished = on_finished
         self._lock = threading.Lock()
         self._desired = 0
         self._paused = False
@@ -76,6 +80,8 @@ class WorkerPool:
                 item = ctx.store.claim(holder)
                 if item is None:
                     if ctx.store.all_done():
+                        if self.on_finished is not None:
+                            self.on_finished()
                         return
                     time.sleep(IDLE_SECONDS)
                     continue
