@@ -70,9 +70,12 @@ def namespace(kube: KubeAPIServer) -> Iterator[str]:
     yield name
     # No namespace controller runs here, so a namespace never finishes terminating:
     # delete Ferry's resources first so the operator lets go of them.
-    kube.kubectl("delete", "-n", name, "--wait=false", "--ignore-not-found",
-                 "clusters.ferry.dev,snapshots.ferry.dev,backfills.ferry.dev", "--all",
-                 check=False)
+    # Wait for it, so that no cleanup (a coordination index or snapshot being deleted)
+    # is still changing the shared nodes while the next test runs.
+    # Backfills and Snapshots first: their cleanup reads the Clusters they name.
+    for kinds in ("backfills.ferry.dev,snapshots.ferry.dev", "clusters.ferry.dev"):
+        kube.kubectl("delete", "-n", name, "--wait=true", "--timeout=120s",
+                     "--ignore-not-found", kinds, "--all", check=False)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

@@ -20,6 +20,7 @@ class OperatorProcess:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ferry-op-")))
     proc: ManagedProcess | None = None
     health_port: int = 0
+    metrics_port: int = 0
     starts: int = 0
 
     @property
@@ -28,11 +29,13 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         self.health_port = free_port()
+        self.metrics_port = free_port()
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         ferry = Path(sys.executable).parent / "ferry"
         self.proc = ManagedProcess("ferry-operator", [
             ferry, "run", "--log-format", "json",
-            "--liveness", f"http://127.0.0.1:{self.health_port}/healthz", *self.args,
+            "--liveness", f"http://127.0.0.1:{self.health_port}/healthz",
+            "--metrics-port", str(self.metrics_port), *self.args,
         ], self.log, env=env).start()
         self.proc.wait_ready(self.healthy, timeout=60)
         self.starts += 1
@@ -55,3 +58,8 @@ class OperatorProcess:
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()

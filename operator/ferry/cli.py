@@ -32,6 +32,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         verbose=args.verbose,
         peering=args.peering,
+        metrics_port=args.metrics_port,
     ))
 
 
@@ -75,6 +76,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return run_worker(namespace, name, threads=args.threads)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ferry.clients.kube import current_namespace
+    from ferry.statusview import show
+
+    namespace = None if args.all_namespaces else (args.namespace or current_namespace())
+    return show(namespace, args.watch, args.interval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ferry",
@@ -99,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["json", "plain"],
                      default=os.environ.get("FERRY_LOG_FORMAT", "json"),
                      help="log format (env FERRY_LOG_FORMAT; default json)")
+    run.add_argument("--metrics-port", type=int,
+                     default=int(os.environ.get("FERRY_METRICS_PORT") or 9090),
+                     help="port of the Prometheus /metrics endpoint; 0 disables "
+                     "(env FERRY_METRICS_PORT; default 9090)")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run.add_argument("--peering", default=os.environ.get("FERRY_PEERING") or None,
                      help="kopf peering name: replicas sharing it elect one active operator "
@@ -108,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "cluster before letting go with a Warning event (env "
                      "FERRY_CLEANUP_TIMEOUT; default 600)")
     run.set_defaults(func=_cmd_run)
+
+    status = sub.add_parser("status", help="Ferry resources of a namespace, with progress "
+                            "(also `kubectl ferry status`)")
+    status.add_argument("--namespace", "-n", help="namespace (default: the context's)")
+    status.add_argument("--all-namespaces", "-A", action="store_true")
+    status.add_argument("--watch", "-w", action="store_true", help="refresh until Ctrl-C")
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    status.set_defaults(func=_cmd_status)
 
     worker = sub.add_parser("worker", help="run copy workers for one Backfill (pods executor)")
     worker.add_argument("--backfill", required=True, metavar="NAMESPACE/NAME",

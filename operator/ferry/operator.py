@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import kopf
 
+from ferry import metrics
 from ferry.runtime import Runtime
 
 
@@ -18,6 +19,7 @@ class OperatorOptions:
     log_format: str = "json"
     verbose: bool = False
     peering: str | None = None
+    metrics_port: int = 9090
 
 
 def configure_logging(options: OperatorOptions) -> None:
@@ -30,6 +32,7 @@ def run(options: OperatorOptions) -> int:
     import ferry.handlers  # noqa: F401  (registers the handlers)
 
     configure_logging(options)
+    metrics.serve(options.metrics_port)
     logging.getLogger("ferry").info(
         "starting Ferry operator", extra={"namespaces": options.namespaces or "all"})
     asyncio.run(kopf.operator(

@@ -390,6 +390,7 @@ def test_bad_input_is_refused_with_clear_reasons_and_writes_nothing(
     assert indices == []
 
     # A target index that already holds documents is refused unless onConflict is set.
+    opensearch.request("PUT", f"/{prefix}bf-users", {"settings": {"number_of_replicas": 0}})
     opensearch.request("PUT", f"/{prefix}bf-users/_doc/x?refresh=true", {"name": "already"})
     kube.apply(namespace, backfill("occupied", indices=["bf-users"],
                                    targetNaming={"prefix": prefix}))

@@ -45,6 +45,13 @@ def ready_reason(obj: dict[str, Any]) -> str:
     return next(c["reason"] for c in obj["status"]["conditions"] if c["type"] == "Ready")
 
 
+def healthy_reason(node: SearchNode) -> str:
+    """The Ready reason a correct operator gives this node right now: the shared nodes
+    can be yellow when an earlier test left an index with a replica."""
+    health = node.request("GET", "/_cluster/health")["status"]  # type: ignore[index]
+    return "Healthy" if health == "green" else "HealthYellow"
+
+
 def phase_is(phase: str, reason: str | None = None):
     def check(obj: dict[str, Any]) -> bool:
         return obj["status"]["phase"] == phase and (reason is None or
@@ -80,23 +87,23 @@ def test_cluster_becomes_ready_with_the_nodes_figures(
     system = [r for r in rows if r["index"].startswith(".")]  # type: ignore[union-attr]
     assert status["engine"] == fixture
     assert status["version"] == node.number
-    assert status["health"] == health["status"] == "green"  # type: ignore[index]
+    assert status["health"] == health["status"]  # type: ignore[index]
     assert status["clusterName"] == health["cluster_name"]  # type: ignore[index]
     assert status["nodes"] == status["dataNodes"] == 1
     assert status["activeShards"] == health["active_shards"]  # type: ignore[index]
-    assert status["unassignedShards"] == 0
+    assert status["unassignedShards"] == health["unassigned_shards"]  # type: ignore[index]
     assert status["indices"]["count"] == len(user)
     assert status["indices"]["documents"] == sum(int(r["docs.count"]) for r in user)
     assert status["indices"]["documents"] >= 25
     assert status["systemIndices"]["count"] == len(system) >= 1
     assert status["observedGeneration"] == obj["metadata"]["generation"]
-    assert ready_reason(obj) == "Healthy"
+    assert ready_reason(obj) == healthy_reason(node)
     assert status["readOnly"] is False
     table = kube.kubectl("get", "clusters", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "ENGINE", "VERSION", "HEALTH", "PHASE", "AGE"]
-    assert table[1].split()[:5] == ["node", fixture, node.number, "green", "Ready"]
+    assert table[1].split()[:5] == ["node", fixture, node.number, health["status"], "Ready"]  # type: ignore[index]
     events = kube.events(namespace, "node")
-    assert [(e["type"], e["reason"]) for e in events] == [("Normal", "Healthy")]
+    assert [(e["type"], e["reason"]) for e in events] == [("Normal", healthy_reason(node))]
     node.request("DELETE", f"/{index},.hidden-{index}")
 
 
@@ -117,7 +124,7 @@ def test_unreachable_then_ready_without_restart(kube: KubeAPIServer, operator: O
     assert operator.starts == starts and operator.proc and operator.proc.running
     reasons = [e["reason"] for e in kube.events(namespace, "later")]
     # One event per transition; the API does not promise their order within a second.
-    assert sorted(reasons) == ["ConnectionRefused", "Healthy"]
+    assert sorted(reasons) == sorted(["ConnectionRefused", healthy_reason(opensearch)])
 
 
 def test_dns_failure_is_named(kube: KubeAPIServer, operator: OperatorProcess,
@@ -301,7 +308,8 @@ def test_steady_cluster_writes_no_status_and_posts_no_events(
     assert later is not None
     assert sum(1 for r in proxy.seen if r.path.startswith("/_cluster/health")) - checks >= 2
     assert later["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
-    assert [e["reason"] for e in kube.events(namespace, "steady")] == ["Healthy"]
+    assert [e["reason"] for e in kube.events(namespace, "steady")] == [
+        healthy_reason(opensearch)]
 
 
 def test_operator_shuts_down_cleanly_on_sigterm(crds: KubeAPIServer, namespace: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 from typing import Any
@@ -26,7 +27,9 @@ def api_client() -> client.ApiClient:
                 config.load_incluster_config()
                 _api_client = client.ApiClient()
             except config.ConfigException:
-                _api_client = config.new_client_from_config()
+                # KUBECONFIG is read now, not when the library was imported.
+                _api_client = config.new_client_from_config(
+                    config_file=os.environ.get("KUBECONFIG"))
         return _api_client
 
 
@@ -109,9 +112,26 @@ def patch_status(kind: KindInfo, namespace: str, name: str, status: dict[str, An
         _content_type="application/merge-patch+json")
 
 
-def list_objects(kind: KindInfo, namespace: str) -> list[dict[str, Any]]:
+def list_objects(kind: KindInfo, namespace: str | None) -> list[dict[str, Any]]:
+    """Objects of a kind in one namespace, or in all namespaces for None."""
     api = client.CustomObjectsApi(api_client())
+    if namespace is None:
+        return api.list_cluster_custom_object(GROUP, VERSION, kind.plural)["items"]
     return api.list_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural)["items"]
+
+
+def current_namespace() -> str:
+    """The kubeconfig context's namespace (in a pod: the pod's), else default."""
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip()
+    except OSError:
+        pass
+    try:
+        _, active = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+        return str(active.get("context", {}).get("namespace") or "default")
+    except (config.ConfigException, OSError, TypeError):
+        return "default"
 
 
 def apply_deployment(namespace: str, body: dict[str, Any]) -> None:

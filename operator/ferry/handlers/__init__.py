@@ -3,4 +3,4 @@
 Importing this package registers every handler with kopf.
 """
 
-from ferry.handlers import backfill, cluster, lifecycle, snapshot  # noqa: F401
+from ferry.handlers import backfill, cluster, lifecycle, observe, snapshot  # noqa: F401

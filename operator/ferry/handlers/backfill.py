@@ -13,6 +13,7 @@ from ferry.api import GROUP, VERSION, Backfill
 from ferry.api.backfill import BackfillSpec
 from ferry.clients import kube
 from ferry.errors import FerryError
+from ferry.events import announce
 from ferry.runtime import Runtime
 from ferry.services.backfill import BackfillService
 from ferry.services.backfill_run import BackfillController, endpoints_for, lease_seconds
@@ -56,9 +57,7 @@ async def drive(namespace: str, name: str, uid: str, body: kopf.Body, memo: Runt
                                    outcome.status)
                     status = _merge(status, outcome.status)
                 for event_type, reason, message in outcome.events:
-                    kopf.event(body, type=event_type, reason=reason, message=message)
-                    log.log(logging.INFO if event_type == "Normal" else logging.WARNING,
-                            "Backfill %s/%s: %s: %s", namespace, name, reason, message)
+                    announce(body, event_type, reason, message)
                 delay = outcome.delay
             except Exception:  # one bad step never ends the loop
                 log.exception("Backfill %s/%s: step failed unexpectedly", namespace, name)
@@ -91,5 +90,4 @@ def cleanup(namespace: str, name: str, uid: str, spec: kopf.Spec, body: kopf.Bod
                                       f"{exc.message}", delay=min(60, 5 * 2 ** retry)) from None
         message = (f"released without removing the coordination index "
                    f".ferry-backfill-{uid} from the target: {exc.message}")
-        log.warning("Backfill %s/%s: %s", namespace, name, message)
-        kopf.event(body, type="Warning", reason="CleanupSkipped", message=message)
+        announce(body, "Warning", "CleanupSkipped", message)

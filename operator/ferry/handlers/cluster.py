@@ -14,6 +14,7 @@ from ferry.api import GROUP, VERSION, Cluster
 from ferry.api.cluster import ClusterSpec
 from ferry.clients import kube
 from ferry.errors import FerryError, InvalidSpec
+from ferry.events import announce
 from ferry.runtime import Runtime
 from ferry.services import backoff
 from ferry.services.cluster import Observation
@@ -103,11 +104,7 @@ async def check_once(runtime: Runtime, namespace: str, name: str, body: kopf.Bod
         await runtime.run(kube.patch_status, Cluster, namespace, name,
                           status_patch(previous, new))
     for event in transition_events(previous, new):
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        level = logging.INFO if event.type == "Normal" else logging.WARNING
-        log.log(level, "Cluster %s/%s: %s: %s", namespace, name, event.reason, event.message,
-                extra={"object": {"kind": "Cluster", "namespace": namespace, "name": name},
-                       "reason": event.reason})
+        announce(body, event.type, event.reason, event.message)
     return new, outcome
 
 

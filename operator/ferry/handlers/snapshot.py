@@ -17,6 +17,7 @@ from ferry.api.snapshot import SnapshotSpec
 from ferry.clients import kube
 from ferry.clients.search import SearchConnection
 from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
+from ferry.events import announce
 from ferry.runtime import Runtime
 from ferry.services.snapshot import Observation, SnapshotService, verify_in_repository
 from ferry.services.snapshot_status import (
@@ -110,11 +111,7 @@ async def check_once(runtime: Runtime, namespace: str, name: str, body: kopf.Bod
         await runtime.run(kube.patch_status, Snapshot, namespace, name,
                           status_patch(previous, new))
     for event in transition_events(previous, new, outcome, repository):
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        level = logging.INFO if event.type == "Normal" else logging.WARNING
-        log.log(level, "Snapshot %s/%s: %s: %s", namespace, name, event.reason, event.message,
-                extra={"object": {"kind": "Snapshot", "namespace": namespace, "name": name},
-                       "reason": event.reason})
+        announce(body, event.type, event.reason, event.message)
     return new, outcome
 
 
@@ -172,14 +169,13 @@ async def deleted(namespace: str, name: str, body: kopf.Body, memo: Runtime, ret
     ref = {"object": {"kind": "Snapshot", "namespace": namespace, "name": name}}
     if spec_raw.get("deletionPolicy", "Retain") != "Delete":
         if status.get("adopted") is not None:
-            kopf.event(body, type="Normal", reason="Retained",
-                       message=f"deletionPolicy Retain: snapshot {snap} stays in repository "
-                       f"{repository}")
+            announce(body, "Normal", "Retained", f"deletionPolicy Retain: snapshot {snap} "
+                     f"stays in repository {repository}")
         return
     try:
         spec = _parse(spec_raw)
     except InvalidSpec as exc:
-        kopf.event(body, type="Warning", reason="SnapshotNotDeleted", message=exc.message)
+        announce(body, "Warning", "SnapshotNotDeleted", exc.message)
         return
     if status.get("phase") != "Deleting":
         try:
@@ -198,9 +194,7 @@ async def deleted(namespace: str, name: str, body: kopf.Body, memo: Runtime, ret
             message = (f"gave up deleting snapshot {snap} from repository {repository} "
                        f"after {elapsed:.0f}s ({exc.code}: {exc.message}); the resource is "
                        "released and the snapshot may still be in the repository")
-            log.warning("Snapshot %s/%s: %s", namespace, name, message,
-                        extra={**ref, "reason": "SnapshotNotDeleted"})
-            kopf.event(body, type="Warning", reason="SnapshotNotDeleted", message=message)
+            announce(body, "Warning", "SnapshotNotDeleted", message)
             return
         delay = min(30.0, 2.0 * 2 ** retry, max(1.0, limit - elapsed))
         log.info("Snapshot %s/%s: cannot delete snapshot %s yet (%s); retrying in %.0fs",
@@ -208,11 +202,10 @@ async def deleted(namespace: str, name: str, body: kopf.Body, memo: Runtime, ret
         raise kopf.TemporaryError(f"cannot delete snapshot {snap} yet: {exc.message}",
                                   delay=delay) from None
     if result == "NotOwned":
-        kopf.event(body, type="Normal", reason="Retained",
-                   message=f"deletionPolicy Delete, but snapshot {snap} was adopted, not "
-                   "started by this resource: it stays in the repository")
+        announce(body, "Normal", "Retained", f"deletionPolicy Delete, but snapshot {snap} "
+                 "was adopted, not started by this resource: it stays in the repository")
     else:
         gone = "deleted" if result == "Deleted" else "was already gone"
-        kopf.event(body, type="Normal", reason="SnapshotDeleted",
-                   message=f"snapshot {snap} {gone} from repository {repository}")
+        announce(body, "Normal", "SnapshotDeleted",
+                 f"snapshot {snap} {gone} from repository {repository}")
     log.info("Snapshot %s/%s: snapshot %s: %s", namespace, name, snap, result, extra=ref)
