@@ -7,6 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv testbed crds lint test test-unit test-integration clean
+.PHONY: chart-lint chart-template image e2e-kind
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,8 +25,9 @@ testbed: venv ## build/fetch the test bed: kube-apiserver, etcd, kubectl, helm, 
 	bash hack/fetch-kube-tools.sh
 	bash hack/fetch-search-engines.sh
 
-crds: venv ## regenerate crds/ from the models
+crds: venv ## regenerate crds/ from the models (and the Helm chart's copy)
 	$(VENV)/bin/ferry crds --out crds
+	rm -f charts/ferry/files/crds/*.yaml && cp crds/*.yaml charts/ferry/files/crds/
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tests hack
@@ -42,7 +44,32 @@ test-integration: testbed ## integration tests only
 clean: ## remove the venv and everything built
 	rm -rf $(VENV) build
 
+# -- packaging ----------------------------------------------------------------------------
+HELM ?= $(if $(wildcard build/bin/helm),build/bin/helm,helm)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= ferry-operator:$(VERSION)
+
+chart-lint: ## helm lint the chart (strict)
+	$(HELM) lint --strict charts/ferry
+
+chart-template: ## render the chart with its default values
+	$(HELM) template ferry charts/ferry --namespace ferry-system
+
+image: ## build the operator image with Docker (IMAGE=ferry-operator:<version>)
+	docker build -t $(IMAGE) .
+
+e2e-kind: ## end to end on a kind cluster (needs Docker, kind, kubectl, helm; not run by `make test`)
+	IMAGE=$(IMAGE) bash hack/e2e-kind.sh
+
 # -- benchmarks (scripts that print figures; never part of `make test`) ----------------------
 .PHONY: bench-backfill
 bench-backfill: testbed ## Backfill throughput: Ferry workers 1/2/4 vs _reindex from remote vs bulk ceiling
 	cd hack && ../$(PY) -m bench.backfill --json ../build/bench/backfill.json
+
+# -- the demo -----------------------------------------------------------------------------
+.PHONY: demo demo-down
+demo: testbed ## the main job on a local stack: ES 7.10 -> OpenSearch 2.19, 100k documents
+	cd hack && ../$(PY) -m demo up
+
+demo-down: ## stop the demo stack and remove build/demo
+	cd hack && ../$(PY) -m demo down
