@@ -62,7 +62,12 @@ e2e-kind: ## end to end on a kind cluster (needs Docker, kind, kubectl, helm; no
 	IMAGE=$(IMAGE) bash hack/e2e-kind.sh
 
 # -- benchmarks (scripts that print figures; never part of `make test`) ----------------------
-.PHONY: bench-backfill
+.PHONY: bench bench-backfill bench-operator
+bench: bench-backfill bench-operator ## every benchmark: prints tables, writes build/bench/*.json
+
+bench-operator: testbed ## 1,000 Clusters: time to Ready, RSS, API load, status writes; snapshot tracking cost
+	cd hack && ../$(PY) -m bench.operator_scale --json ../build/bench/operator.json
+
 bench-backfill: testbed ## Backfill throughput: Ferry workers 1/2/4 vs _reindex from remote vs bulk ceiling
 	cd hack && ../$(PY) -m bench.backfill --json ../build/bench/backfill.json
 

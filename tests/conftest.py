@@ -14,6 +14,7 @@ import pytest
 
 from testbed.kube import KubeAPIServer
 from testbed.operator import OperatorProcess
+from testbed.proxy import ReverseProxy
 from testbed.s3 import S3Server
 from testbed.search import SearchNode
 
@@ -89,8 +90,15 @@ def s3() -> Iterator[S3Server]:
         server.stop()
 
 
-def _node(engine: str) -> Iterator[SearchNode]:
-    node = SearchNode(engine).start()
+@pytest.fixture(scope="session")
+def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dir in path.repo of both session nodes: a snapshot one of them writes to an fs
+    repository below it can be restored by the other (method restore)."""
+    return tmp_path_factory.mktemp("shared-repo")
+
+
+def _node(engine: str, shared_repo: Path) -> Iterator[SearchNode]:
+    node = SearchNode(engine, repo_dirs=(shared_repo,)).start()
     _STARTED[engine] = f"{node.number} ({node.home.name}, Java 17)"
     try:
         yield node
@@ -99,13 +107,13 @@ def _node(engine: str) -> Iterator[SearchNode]:
 
 
 @pytest.fixture(scope="session")
-def opensearch() -> Iterator[SearchNode]:
-    yield from _node("opensearch")
+def opensearch(shared_repo: Path) -> Iterator[SearchNode]:
+    yield from _node("opensearch", shared_repo)
 
 
 @pytest.fixture(scope="session")
-def elasticsearch() -> Iterator[SearchNode]:
-    yield from _node("elasticsearch")
+def elasticsearch(shared_repo: Path) -> Iterator[SearchNode]:
+    yield from _node("elasticsearch", shared_repo)
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +128,12 @@ def operator(crds: KubeAPIServer) -> Iterator[OperatorProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[ReverseProxy]]:
+    """Test-only reverse proxies a test starts; all stopped when it ends."""
+    started: list[ReverseProxy] = []
+    yield started
+    for p in started:
+        p.stop()

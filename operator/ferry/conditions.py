@@ -1,5 +1,5 @@
-"""metav1.Condition bookkeeping: set a condition, keep its transition time if the
-status did not change."""
+"""Status bookkeeping shared by every kind: metav1.Conditions (a transition time
+that moves only when the status does) and merge patches of status."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def get_condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[s
 
 def remove_condition(conditions: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
     return [c for c in conditions if c.get("type") != type_]
+
+
+def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch from previous to new: keys that vanished are set to None."""
+    patch = dict(new)
+    for key in previous:
+        if key not in new:
+            patch[key] = None
+    return patch

@@ -14,7 +14,6 @@ import copy
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +77,6 @@ def _cluster(name: str, endpoint: str, **spec: Any) -> dict[str, Any]:
 
 def _phase(*phases: str):
     return lambda obj: obj["status"]["phase"] in phases
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[ReverseProxy]]:
-    started: list[ReverseProxy] = []
-    yield started
-    for p in started:
-        p.stop()
 
 
 # -- statuses the operator wrote -------------------------------------------------------------

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -60,14 +59,6 @@ def count(node: SearchNode, index: str) -> int:
 
 def bulk_docs(request: Request) -> int:
     return request.body.count(b"\n") // 2 if request.path.startswith("/_bulk") else 0
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[ReverseProxy]]:
-    started: list[ReverseProxy] = []
-    yield started
-    for p in started:
-        p.stop()
 
 
 def test_es_to_opensearch_completes_and_verifies(

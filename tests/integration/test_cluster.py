@@ -7,7 +7,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -57,14 +56,6 @@ def phase_is(phase: str, reason: str | None = None):
         return obj["status"]["phase"] == phase and (reason is None or
                                                     ready_reason(obj) == reason)
     return check
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[ReverseProxy]]:
-    started: list[ReverseProxy] = []
-    yield started
-    for p in started:
-        p.stop()
 
 
 @pytest.mark.parametrize("fixture", ["opensearch", "elasticsearch"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ferry.api.cluster import ClusterSpec
+from ferry.conditions import status_patch
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, SecretNotFound
 from ferry.handlers.cluster import referenced_objects
 from ferry.services.cluster import Observation, engine_of, index_totals
 from ferry.services.cluster_status import (
     build_status,
     phase_of_error,
-    status_patch,
     transition_events,
     write_due,
 )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 # A Kubernetes object name (DNS-1123 subdomain).
@@ -125,3 +125,19 @@ class Failure(ApiModel):
     index: str | None = Field(default=None, description="Index the failure concerns, if any.")
     id: str | None = Field(default=None, description="Document id or shard the failure concerns.")
     reason: str = Field(description="What went wrong, as reported by the engine or the operator.")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_spec(model: type[M], spec: Any) -> M:
+    """Parse a spec the API server accepted. A failure means a CRD older than the
+    operator; it becomes InvalidSpec with the first problem named."""
+    from ferry.errors import InvalidSpec
+
+    try:
+        return model.model_validate(spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidSpec(f"spec does not parse: {exc.error_count()} error(s), first: "
+                          f"{first['loc']}: {first['msg']}") from None

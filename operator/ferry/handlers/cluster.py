@@ -8,19 +8,19 @@ import logging
 from typing import Any
 
 import kopf
-from pydantic import ValidationError
 
 from ferry.api import GROUP, VERSION, Cluster
 from ferry.api.cluster import ClusterSpec
+from ferry.api.common import parse_spec
 from ferry.clients import kube
-from ferry.errors import FerryError, InvalidSpec
+from ferry.conditions import status_patch
+from ferry.errors import FerryError
 from ferry.events import announce
 from ferry.runtime import Runtime
 from ferry.services import backoff
 from ferry.services.cluster import Observation
 from ferry.services.cluster_status import (
     build_status,
-    status_patch,
     transition_events,
     write_due,
 )
@@ -78,22 +78,13 @@ def spec_changed(namespace: str, name: str, memo: Runtime, **_: Any) -> None:
     memo.cluster_triggers.poke(namespace, name)
 
 
-def _parse(spec: dict[str, Any]) -> ClusterSpec:
-    try:
-        return ClusterSpec.model_validate(spec)
-    except ValidationError as exc:
-        # The CRD validates first, so this means a CRD older than the operator.
-        raise InvalidSpec(f"spec does not parse: {exc.error_count()} error(s), first: "
-                          f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
-
-
 async def check_once(runtime: Runtime, namespace: str, name: str, body: kopf.Body,
                      ) -> tuple[dict[str, Any], Observation | FerryError]:
     """One health check and, if due, one status write. Returns the new status."""
     previous = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
     try:
-        spec = _parse(dict(body["spec"]))
+        spec = parse_spec(ClusterSpec, dict(body["spec"]))
         outcome: Observation | FerryError = await runtime.run(
             runtime.clusters.observe, spec, namespace)
     except FerryError as exc:

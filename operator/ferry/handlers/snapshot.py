@@ -13,9 +13,11 @@ from pydantic import ValidationError
 
 from ferry.api import GROUP, VERSION, Cluster, Snapshot
 from ferry.api.cluster import ClusterSpec
+from ferry.api.common import parse_spec
 from ferry.api.snapshot import SnapshotSpec
 from ferry.clients import kube
 from ferry.clients.search import SearchConnection
+from ferry.conditions import status_patch
 from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
 from ferry.events import announce
 from ferry.runtime import Runtime
@@ -26,7 +28,6 @@ from ferry.services.snapshot_status import (
     poll_delay,
     retry_delay,
     settled,
-    status_patch,
     transition_events,
     with_verification,
 )
@@ -46,15 +47,6 @@ def cleanup_timeout() -> float:
         return max(0.0, float(os.environ.get(CLEANUP_TIMEOUT_ENV, DEFAULT_CLEANUP_TIMEOUT)))
     except ValueError:
         return DEFAULT_CLEANUP_TIMEOUT
-
-
-def _parse(spec: dict[str, Any]) -> SnapshotSpec:
-    try:
-        return SnapshotSpec.model_validate(spec)
-    except ValidationError as exc:
-        # The CRD validates first, so this means a CRD older than the operator.
-        raise InvalidSpec(f"spec does not parse: {exc.error_count()} error(s), first: "
-                          f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
 
 
 def snapshot_name(body: kopf.Body | dict[str, Any]) -> str:
@@ -98,7 +90,7 @@ async def check_once(runtime: Runtime, namespace: str, name: str, body: kopf.Bod
     repository = str(((body.get("spec") or {}).get("repository") or {}).get("name", ""))
     spec: SnapshotSpec | None = None
     try:
-        spec = _parse(dict(body["spec"]))
+        spec = parse_spec(SnapshotSpec, dict(body["spec"]))
         outcome: Observation | FerryError = await runtime.run(
             _look, runtime, namespace, name, spec, snap, previous)
     except FerryError as exc:
@@ -173,7 +165,7 @@ async def deleted(namespace: str, name: str, body: kopf.Body, memo: Runtime, ret
                      f"stays in repository {repository}")
         return
     try:
-        spec = _parse(spec_raw)
+        spec = parse_spec(SnapshotSpec, spec_raw)
     except InvalidSpec as exc:
         announce(body, "Warning", "SnapshotNotDeleted", exc.message)
         return

@@ -118,12 +118,3 @@ def transition_events(previous: dict[str, Any], new: dict[str, Any]) -> list[Eve
                             "tls.insecureSkipVerify is set: the server certificate is not "
                             "verified"))
     return events
-
-
-def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch from previous to new: keys that vanished are set to None."""
-    patch = dict(new)
-    for key in previous:
-        if key not in new:
-            patch[key] = None
-    return patch

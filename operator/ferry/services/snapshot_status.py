@@ -278,12 +278,3 @@ def transition_events(previous: dict[str, Any], new: dict[str, Any],
         kind = "Warning" if new_verified["status"] == "False" else "Normal"
         events.append(Event(kind, new_verified["reason"], new_verified["message"]))
     return events
-
-
-def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch from previous to new: keys that vanished are set to None."""
-    patch = dict(new)
-    for key in previous:
-        if key not in new:
-            patch[key] = None
-    return patch
