@@ -86,10 +86,16 @@ def scale(kube: KubeAPIServer, node: SearchNode, n: int, operator: OperatorProce
                                                        "events", "namespaces",
                                                        "customresourcedefinitions")}
     status_writes = delta.get(("PATCH", "clusters", "status"), 0.0)
+    # Sanity: the counters move at all (the API server's own housekeeping shows here),
+    # so a zero above is a measurement, not a parsing failure.
+    everything = sum(delta.values())
+    creates = sum(v for k, v in after.items() if k[:2] == ("POST", "clusters"))
     return {"clusters": n, "ready": ready, "seconds_until_all_ready": all_ready,
             "rss_peak_mb": peak, "rss_steady_mb": steady,
             "api_requests_per_minute": sum(ours.values()) / (window / 60),
             "api_requests_by_kind": {"/".join(k): v for k, v in ours.items()},
+            "all_apiserver_requests_in_window": everything,
+            "cluster_creates_counted": creates,
             "status_writes_per_resource_per_interval":
                 status_writes / n / (window / INTERVAL)}
 
