@@ -6,6 +6,8 @@ an error, never a skip: a green run means every test talked to the real thing.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,18 +67,22 @@ def crds(kube: KubeAPIServer) -> KubeAPIServer:
 
 
 @pytest.fixture
-def namespace(kube: KubeAPIServer) -> Iterator[str]:
+def namespace(kube: KubeAPIServer, proxies: list[ReverseProxy]) -> Iterator[str]:
+    """A fresh namespace. It depends on ``proxies`` so that a test's proxies outlive
+    its resources: deleting a Backfill reaches its target through them."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube.kubectl("create", "namespace", name)
     yield name
     # No namespace controller runs here, so a namespace never finishes terminating:
-    # delete Ferry's resources first so the operator lets go of them.
-    # Wait for it, so that no cleanup (a coordination index or snapshot being deleted)
-    # is still changing the shared nodes while the next test runs.
-    # Backfills and Snapshots first: their cleanup reads the Clusters they name.
+    # delete Ferry's resources first so the operator lets go of them, and wait, so no
+    # cleanup (a coordination index or snapshot being deleted) is still changing the
+    # shared nodes while the next test runs. Backfills and Snapshots go first: their
+    # cleanup reads the Clusters they name.
     for kinds in ("backfills.ferry.dev,snapshots.ferry.dev", "clusters.ferry.dev"):
-        kube.kubectl("delete", "-n", name, "--wait=true", "--timeout=120s",
-                     "--ignore-not-found", kinds, "--all", check=False)
+        # A slow cleanup must not fail the next test; the operator goes on with it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            kube.kubectl("delete", "-n", name, "--wait=true", "--timeout=150s",
+                         "--ignore-not-found", kinds, "--all", check=False, timeout=180)
     kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

@@ -116,11 +116,11 @@ class KubeAPIServer:
             timeout=60)
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                ) -> subprocess.CompletedProcess[str]:
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
         kubectl = binary("kubectl", "run `make testbed` (hack/fetch-kube-tools.sh)")
         return subprocess.run([str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
                               capture_output=True, text=True, check=check, input=input,
-                              timeout=120)
+                              timeout=timeout)
 
     def stop(self) -> None:
         for proc in (self.apiserver, self.etcd):
