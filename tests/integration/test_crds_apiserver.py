@@ -57,7 +57,7 @@ def test_crds_are_established_with_names_and_categories(crds: KubeAPIServer) -> 
 
 
 def test_examples_are_accepted(crds: KubeAPIServer, namespace: str) -> None:
-    out = crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
+    out = crds.kubectl("apply", "-n", namespace, "-k", str(EXAMPLES))
     assert "cluster.ferry.dev/source created" in out.stdout
     assert "snapshot.ferry.dev/source-before-migration created" in out.stdout
     assert "backfill.ferry.dev/source-to-target created" in out.stdout
