@@ -80,6 +80,8 @@ def cleanup(namespace: str, name: str, uid: str, spec: kopf.Spec, body: kopf.Bod
     parsed = BackfillSpec.model_validate(dict(spec))
     if parsed.executor == "pods":
         kube.delete_deployment(namespace, f"ferry-worker-{name}"[:63])
+    if not (body.get("status") or {}).get("coordinationIndex"):
+        return  # never got as far as creating one: nothing on the target to remove
     try:
         service = BackfillService(endpoints_for(namespace, parsed, memo.reader), parsed, uid,
                                   lease_seconds())
