@@ -16,6 +16,7 @@ from ferry.clients import kube
 
 PHASE_STYLE = {"Ready": "green", "Completed": "green", "Running": "cyan",
                "InProgress": "cyan", "Verifying": "cyan", "Planning": "cyan",
+               "MigratingMetadata": "cyan", "Evaluated": "green",
                "Paused": "yellow", "Degraded": "yellow", "PartiallyFailed": "yellow",
                "CompletedWithErrors": "yellow", "Pending": "dim"}
 

@@ -4,7 +4,7 @@ into a target Cluster."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -28,8 +28,9 @@ class BackfillSource(ApiModel):
 
     snapshot_ref: LocalObjectReference | None = Field(
         default=None,
-        description="A Completed Snapshot to read from instead of the live source. Used by "
-        "method restore; reading documents straight from snapshot files is reserved.",
+        description="A Completed Snapshot in this namespace: method restore restores it into "
+        "the target. Refused with method copy (reading documents straight from snapshot "
+        "files is reserved).",
     )
 
 
@@ -72,17 +73,65 @@ class VerifySettings(ApiModel):
     )
 
 
+# An allowlist entry: an exact name, or "regex:" and a Python regular expression that
+# must match the whole name.
+NameFilter = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+def _allowlist(what: str) -> Any:
+    return Field(
+        default=None, max_length=256,
+        description=f"{what} to migrate: exact names, or `regex:` followed by a regular "
+        "expression that must match the whole name. Unset: every one except system and "
+        "dot-prefixed ones (those are selected only by their exact name). Empty: none.",
+    )
+
+
+class MetadataAllowlist(ApiModel):
+    """Which templates and aliases travel; indices are chosen by spec.indices."""
+
+    legacy_templates: list[NameFilter] | None = _allowlist("Legacy index templates (_template)")
+    component_templates: list[NameFilter] | None = _allowlist(
+        "Component templates (_component_template)")
+    index_templates: list[NameFilter] | None = _allowlist(
+        "Composable index templates (_index_template)")
+    aliases: list[NameFilter] | None = _allowlist("Aliases of the selected indices")
+
+
 class MetadataSettings(ApiModel):
     """Migration of templates, index settings, mappings and aliases."""
 
     mode: Literal["Create", "Evaluate", "Skip"] = Field(
         default="Create",
         description="Create: create what is missing, never overwrite. Evaluate: write "
-        "nothing, report what Create would do. Skip: create only the indices the copy needs.",
+        "nothing, report what Create would do, and stop in phase Evaluated (changing the "
+        "mode to Create continues). Skip: create only the indices the copy needs.",
     )
     target_replicas: int | None = Field(
         default=None, ge=0, le=32,
         description="number_of_replicas of created target indices; unset keeps the source's.",
+    )
+    allowlist: MetadataAllowlist = nested(MetadataAllowlist, "Templates and aliases to migrate.")
+    multi_type_mappings: Literal["Refuse", "Merge"] = Field(
+        default="Refuse",
+        description="An index with several mapping types (created by Elasticsearch 5 or "
+        "earlier) has no typeless equivalent. Refuse: report it Incompatible and stop before "
+        "writing. Merge: merge the types' properties into one typeless mapping (a field "
+        "defined differently by two types is still Incompatible).",
+    )
+
+
+class RestoreSettings(ApiModel):
+    """How method restore restores the Snapshot into the target."""
+
+    include_global_state: bool = Field(
+        default=False,
+        description="Restore the snapshot's cluster state too (persistent settings, "
+        "templates). Off by default: it overwrites the target's templates and settings of "
+        "the same names, and an older engine's settings may not apply to the target.",
+    )
+    include_aliases: bool = Field(
+        default=True, description="Restore the aliases of the restored indices."
     )
 
 
@@ -151,6 +200,7 @@ class BackfillSpec(ApiModel):
         "up to this many end it CompletedWithErrors.",
     )
     metadata: MetadataSettings = nested(MetadataSettings, "Metadata migration.")
+    restore: RestoreSettings = nested(RestoreSettings, "Options of method restore.")
 
 
 BackfillPhase = Literal["Pending", "Planning", "MigratingMetadata", "Running", "Paused",
@@ -189,6 +239,66 @@ class BackfillIndexStatus(ApiModel):
     verified: bool | None = Field(default=None, description="Counts matched at verification.")
 
 
+MetadataKind = Literal["LegacyTemplate", "ComponentTemplate", "IndexTemplate", "Index",
+                       "Alias"]
+MetadataAction = Literal["Created", "WouldCreate", "AlreadyExists", "Skipped",
+                         "Incompatible", "TargetRejected"]
+
+
+class MetadataItem(ApiModel):
+    """What metadata migration did (or, in Evaluate mode, would do) with one item."""
+
+    kind: MetadataKind = Field(description="Kind of item.")
+    name: str = Field(description="Name on the source (an alias: the alias name).")
+    target: str | None = Field(
+        default=None, description="Index on the target: the created index, or the index an "
+        "alias is added to.")
+    action: MetadataAction = Field(
+        description="Created; WouldCreate (Evaluate mode); AlreadyExists (left as it is); "
+        "Skipped (by an allowlist, or a system item excluded by default); Incompatible "
+        "(cannot be migrated as it is; see reason); TargetRejected (the target refused it).")
+    reason: str | None = Field(default=None, description="Why, in words.")
+    removed_settings: list[str] = Field(
+        default_factory=list, max_length=MAX_STATUS_LIST,
+        description="Settings the target rejected, removed before it accepted the item.")
+
+
+class MetadataCounts(ApiModel):
+    """Items by action, over all items (the item list itself is bounded)."""
+
+    created: int = Field(default=0, description="Items created.")
+    would_create: int = Field(default=0, description="Items Evaluate mode would create.")
+    already_exists: int = Field(default=0, description="Items that exist on the target.")
+    skipped: int = Field(default=0, description="Items not selected.")
+    incompatible: int = Field(default=0, description="Items that cannot be migrated as is.")
+    target_rejected: int = Field(default=0, description="Items the target refused.")
+
+
+class MetadataReport(ApiModel):
+    """The metadata migration's report."""
+
+    mode: Literal["Create", "Evaluate", "Skip"] | None = Field(
+        default=None, description="The mode the report was made in.")
+    time: datetime | None = Field(default=None, description="When it was made.")
+    counts: MetadataCounts | None = Field(default=None, description="Items by action.")
+    items_total: int | None = Field(default=None, description="Items in all.")
+    items: list[MetadataItem] = Field(
+        default_factory=list, max_length=MAX_STATUS_LIST * 5,
+        description="Items (bounded; problems and changes first, then the rest).")
+
+
+class RestoreStatus(ApiModel):
+    """Method restore: what is restored from where."""
+
+    snapshot: str | None = Field(default=None, description="Snapshot name in the repository.")
+    repository: str | None = Field(default=None, description="Repository on the target.")
+    engine_version: str | None = Field(default=None, description="Engine that wrote it.")
+    shards_total: int | None = Field(default=None, description="Shards being restored.")
+    shards_done: int | None = Field(default=None, description="Shards fully recovered.")
+    bytes_total: int | None = Field(default=None, description="Bytes to recover.")
+    bytes_done: int | None = Field(default=None, description="Bytes recovered.")
+
+
 class BackfillStatus(ApiModel):
     """What the operator last observed about the Backfill."""
 
@@ -217,6 +327,9 @@ class BackfillStatus(ApiModel):
     coordination_index: str | None = Field(
         default=None, description="Index on the target that holds the work items."
     )
+    metadata: MetadataReport | None = Field(
+        default=None, description="Report of the metadata migration.")
+    restore: RestoreStatus | None = Field(default=None, description="Method restore's state.")
 
 
 Backfill = KindInfo(

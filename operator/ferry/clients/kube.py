@@ -112,6 +112,15 @@ def patch_status(kind: KindInfo, namespace: str, name: str, status: dict[str, An
         _content_type="application/merge-patch+json")
 
 
+def find_object(kind: KindInfo, namespace: str, name: str) -> dict[str, Any] | None:
+    """One object read with list and a name field selector: the list permission the
+    operator's watches need already covers it, so no extra get grant is asked for."""
+    api = client.CustomObjectsApi(api_client())
+    items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural,
+                                              field_selector=f"metadata.name={name}")["items"]
+    return items[0] if items else None
+
+
 def list_objects(kind: KindInfo, namespace: str | None) -> list[dict[str, Any]]:
     """Objects of a kind in one namespace, or in all namespaces for None."""
     api = client.CustomObjectsApi(api_client())

@@ -71,12 +71,10 @@ def check_pair(source: ClusterSpec, target: ClusterSpec, spec: BackfillSpec) -> 
         raise InvalidSpec("source and target Clusters point at the same endpoint "
                           f"({source.endpoint})", code="SameEndpoint")
     if spec.source.snapshot_ref is not None and spec.method == "copy":
-        raise InvalidSpec("source.snapshotRef (reading documents straight from snapshot "
-                          "files) is not supported yet; remove it to copy from the live "
-                          "source", code="SnapshotSourceNotSupported")
-    if spec.method == "restore":
-        raise InvalidSpec("method restore is not available in this version; use method "
-                          "copy", code="MethodNotSupported")
+        raise InvalidSpec("source.snapshotRef with method copy (reading documents straight "
+                          "from snapshot files) is not supported yet; remove it to copy from "
+                          "the live source, or use method restore to restore the snapshot",
+                          code="SnapshotSourceNotSupported")
 
 
 def copy_settings(spec: BackfillSpec) -> CopySettings:
@@ -191,17 +189,18 @@ class BackfillService:
         before anything is written and may refuse it."""
         store = self.store
         url = self.ep.target_url
-        if self._guard(store.exists, url=url):
+        exists = self._guard(store.exists, url=url)
+        if exists:
             recorded = self._guard(store.planned, url=url)
             if recorded is not None:
                 return plan_from_record(recorded)
-            self._guard(store.reset, url=url)  # interrupted before the plan was recorded
-        else:
-            self._guard(store.create, url=url)
         plan = self.plan()
         if check is not None:
             check(plan)
         self.ensure_targets(plan)
+        # Only now, with every check passed, does the Backfill leave its own index on
+        # the target; one left by an interrupted planning is started afresh.
+        self._guard(store.reset if exists else store.create, url=url)
         self._guard(store.write_plan, self.items(plan), plan.to_dict(), url=url)
         return plan
 

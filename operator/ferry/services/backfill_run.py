@@ -1,8 +1,11 @@
 """Drives one Backfill through its phases; called periodically by its kopf daemon.
 
-Planning → (MigratingMetadata) → Running ⇄ Paused → Verifying → Completed |
-CompletedWithErrors | Failed. Every step is idempotent and reads its state back from
-status and the coordination index, so a restarted operator resumes where it was.
+Planning → MigratingMetadata → Running ⇄ Paused → Verifying → Completed |
+CompletedWithErrors | Failed; with metadata mode Evaluate, Planning → MigratingMetadata
+→ Evaluated, which a spec change continues (mode Create goes on to copy). Method restore
+runs the same phases: Running is the restore's recovery. Every step is idempotent and
+reads its state back from status, the coordination index and the target, so a
+restarted operator resumes where it was.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opensearchpy import OpenSearchException
 from pydantic import ValidationError
 
 from ferry.api import Backfill, Cluster
@@ -20,22 +24,26 @@ from ferry.api.backfill import BackfillSpec
 from ferry.api.cluster import ClusterSpec
 from ferry.clients import kube
 from ferry.clients.kube import ObjectReader
-from ferry.clients.search import connection_for
+from ferry.clients.search import classify, connection_for
 from ferry.conditions import now, set_condition
 from ferry.errors import FerryError, InvalidSpec
 from ferry.services import backfill_status as rules
 from ferry.services.backfill import (
     BackfillService,
     Endpoints,
+    IndexPlan,
     Plan,
     check_pair,
     missing_reference,
     plan_from_record,
 )
+from ferry.services.metadata import MetadataResult, MetadataService
+from ferry.services.restore import RestoreIndex, RestoreService, snapshot_source
 from ferry.services.workers import WorkerPool
 
 log = logging.getLogger("ferry.backfill")
 STEP_SECONDS = 5.0
+RESTORE_POLL_SECONDS = 2.0  # _recovery is one cheap request; follow a restore closely
 
 
 def lease_seconds() -> float:
@@ -89,7 +97,10 @@ def worker_deployment(namespace: str, name: str, uid: str, spec: BackfillSpec
                     "securityContext": {"allowPrivilegeEscalation": False,
                                         "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}},
-                }]}},
+                    # The root filesystem is read-only; Python and TLS need a /tmp.
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }],
+                "volumes": [{"name": "tmp", "emptyDir": {}}]}},
         },
     }
 
@@ -123,9 +134,11 @@ class BackfillController:
         phase = status.get("phase") or "Pending"
         out = Outcome()
         if phase in rules.TERMINAL:
-            self.stop_workers()
-            out.delay = 3600
-            return out
+            if not rules.resumes(phase, status, generation):
+                self.stop_workers()
+                out.delay = 3600
+                return out
+            phase = "Planning"  # Evaluated, and the spec changed: evaluate again or go on
         try:
             spec = BackfillSpec.model_validate(body["spec"])
         except ValidationError as exc:
@@ -133,13 +146,20 @@ class BackfillController:
                 f"spec does not parse: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"))
         try:
             svc = self._svc(spec, generation)
-            if phase in ("Pending", "Planning", "MigratingMetadata"):
-                return self._plan(svc, status, generation)
+            if spec.method == "restore":
+                return self._restore(svc, spec, phase, status, generation)
+            if phase in ("Pending", "Planning"):
+                return self._plan(svc, spec, status, generation)
+            if phase == "MigratingMetadata":
+                return self._metadata(svc, spec, status, generation)
             if phase in ("Running", "Paused"):
                 return self._run(svc, spec, status, generation)
             if phase == "Verifying":
                 return self._verify(svc, status, generation)
-        except FerryError as exc:
+        except (FerryError, OpenSearchException) as raw:
+            # Client errors outside the service's guarded calls (e.g. the work item
+            # store) are classified like any other: an unreachable target is retried.
+            exc = raw if isinstance(raw, FerryError) else classify(raw, "a Backfill cluster")
             if not exc.retryable:
                 self.stop_workers()
                 return self._fail(status, generation, exc)
@@ -162,8 +182,87 @@ class BackfillController:
                         "observedGeneration": generation, "completionTime": now()},
                        [("Warning", exc.code, exc.message)], 3600)
 
-    def _plan(self, svc: BackfillService, status: dict[str, Any], generation: int | None
-              ) -> Outcome:
+    def _plan(self, svc: BackfillService, spec: BackfillSpec, status: dict[str, Any],
+              generation: int | None) -> Outcome:
+        """Resolve the indices and check them before anything is written."""
+        plan = svc.plan()
+        self._check_overlap(plan)
+        message = (f"{len(plan.indices)} indices, {plan.docs_total} documents; migrating "
+                   f"metadata (mode {spec.metadata.mode})")
+        return self._metadata_phase(status, generation, message, {
+            "indices": [{"name": i.source, "target": i.target, "docsTotal": i.docs}
+                        for i in plan.indices][:100],
+            "progress": {"docsTotal": plan.docs_total, "docsMigrated": 0, "percent": 0.0}})
+
+    def _metadata_phase(self, status: dict[str, Any], generation: int | None, message: str,
+                        extra: dict[str, Any]) -> Outcome:
+        conds = rules.conditions_for(status.get("conditions") or [], "MigratingMetadata",
+                                     "MigratingMetadata", message, generation)
+        # completionTime None: a re-run after Evaluated is not complete any more.
+        return Outcome({"phase": "MigratingMetadata", "message": message, "conditions": conds,
+                        "observedGeneration": generation, "completionTime": None, **extra},
+                       [], 0.0)
+
+    def _metadata_service(self, svc: BackfillService, spec: BackfillSpec) -> MetadataService:
+        ep = svc.ep
+        return MetadataService(ep.source, ep.target, ep.source_url, ep.target_url, spec,
+                               self.uid)
+
+    def _metadata(self, svc: BackfillService, spec: BackfillSpec, status: dict[str, Any],
+                  generation: int | None) -> Outcome:
+        """Templates, indices and aliases; then (unless evaluating) the copy's plan."""
+        plan = svc.plan()
+        result = self._metadata_service(svc, spec).run(
+            spec.metadata.mode, [(i.source, i.target) for i in plan.indices])
+        report = result.report()
+        if spec.metadata.mode == "Evaluate":
+            return self._evaluated(status, generation, result,
+                                   f"the copy would move {plan.docs_total} documents of "
+                                   f"{len(plan.indices)} indices")
+        blocked = self._blocked(status, generation, result)
+        if blocked is not None:
+            return blocked
+        out = self._prepare(svc, status, generation)
+        out.status["metadata"] = report
+        out.events.insert(0, self._metadata_event(result))
+        return out
+
+    @staticmethod
+    def _metadata_event(result: MetadataResult) -> tuple[str, str, str]:
+        troubled = result.counts()["targetRejected"] + result.counts()["incompatible"]
+        return ("Warning" if troubled else "Normal", "MetadataMigrated",
+                f"metadata ({result.mode}): {result.summary()}")
+
+    def _blocked(self, status: dict[str, Any], generation: int | None,
+                 result: MetadataResult) -> Outcome | None:
+        """Failed, when an index the copy needs could not be created as it must be."""
+        blocking = result.blocking()
+        if not blocking:
+            return None
+        code = "IncompatibleIndices" if any(i.action == "Incompatible" for i in blocking) \
+            else "TargetRejected"
+        detail = "; ".join(f"{i.name}: {i.reason}" for i in blocking[:5])
+        failed = self._fail(status, generation, FerryError(
+            f"{len(blocking)} indices cannot be migrated (see status.metadata): {detail}",
+            code=code, retryable=False))
+        failed.status["metadata"] = result.report()
+        return failed
+
+    def _evaluated(self, status: dict[str, Any], generation: int | None,
+                   result: MetadataResult | None, plan_text: str) -> Outcome:
+        summary = result.summary() if result is not None else "metadata not evaluated (Skip)"
+        message = (f"evaluated, nothing was written: {summary}; {plan_text}. Set "
+                   "spec.metadata.mode to Create to migrate")
+        conds = rules.conditions_for(status.get("conditions") or [], "Evaluated", "Evaluated",
+                                     message, generation)
+        new: dict[str, Any] = {"phase": "Evaluated", "message": message, "conditions": conds,
+                               "observedGeneration": generation, "completionTime": now()}
+        if result is not None:
+            new["metadata"] = result.report()
+        return Outcome(new, [("Normal", "Evaluated", message)], 3600)
+
+    def _prepare(self, svc: BackfillService, status: dict[str, Any], generation: int | None
+                 ) -> Outcome:
         plan = svc.prepare(check=self._check_overlap)
         message = (f"copying {plan.docs_total} documents of {len(plan.indices)} indices "
                    f"in {svc.store.summary(with_failures=False).total} work items")
@@ -295,6 +394,196 @@ class BackfillController:
                "workers": 0}
         event_type = "Normal" if phase == "Completed" else "Warning"
         return Outcome(new, [(event_type, reason, message)], 3600)
+
+
+    # -- method restore -------------------------------------------------------------------
+
+    def _restore(self, svc: BackfillService, spec: BackfillSpec, phase: str,
+                 status: dict[str, Any], generation: int | None) -> Outcome:
+        snap = snapshot_source(self.namespace, spec, svc.ep.source, svc.ep.source_url)
+        rsvc = RestoreService(svc.ep, spec, snap)
+        plan = rsvc.plan()
+        docs_total = sum(i.docs or 0 for i in plan)
+        if phase in ("Pending", "Planning"):
+            rsvc.check_versions()
+            rsvc.restored_by_us(plan)  # refuses target indices that exist already
+            self._check_overlap(Plan([IndexPlan(i.source, i.target, i.docs or 0, [])
+                                      for i in plan]))
+            message = (f"{len(plan)} indices of snapshot {snap.snapshot} "
+                       f"({snap.engine} {snap.version}); migrating metadata (mode "
+                       f"{spec.metadata.mode})")
+            return self._metadata_phase(status, generation, message, {
+                "indices": restore_rows(plan, None),
+                "restore": {"snapshot": snap.snapshot, "repository": snap.repository.name,
+                            "engineVersion": snap.version},
+                "progress": {"docsTotal": docs_total, "docsMigrated": 0, "percent": 0.0},
+                "workers": 0, "desiredWorkers": 0})
+        if phase == "MigratingMetadata":
+            return self._start_restore(svc, spec, rsvc, plan, status, generation)
+        if phase in ("Running", "Paused"):
+            return self._follow_restore(rsvc, plan, status, generation)
+        if phase == "Verifying":
+            return self._verify_restore(rsvc, plan, status, generation)
+        return Outcome()
+
+    def _start_restore(self, svc: BackfillService, spec: BackfillSpec, rsvc: RestoreService,
+                       plan: list[RestoreIndex], status: dict[str, Any],
+                       generation: int | None) -> Outcome:
+        """Templates from the live source (indices and their aliases come from the
+        snapshot), then the read-only repository and the restore requests."""
+        result = None
+        if spec.metadata.mode != "Skip":
+            result = self._metadata_service(svc, spec).run(spec.metadata.mode, [],
+                                                           method="restore")
+        snap = rsvc.snap
+        if spec.metadata.mode == "Evaluate":
+            return self._evaluated(status, generation, result,
+                                   f"the restore would bring {len(plan)} indices "
+                                   f"({sum(i.docs or 0 for i in plan)} documents) from "
+                                   f"snapshot {snap.snapshot}")
+        events: list[tuple[str, str, str]] = []
+        if result is not None:
+            events.append(self._metadata_event(result))
+        if rsvc.register_repository():
+            events.append(("Normal", "RepositoryRegistered",
+                           f"registered repository {snap.repository.name} on the target "
+                           "read-only"))
+        rsvc.start(plan)
+        message = (f"restoring {len(plan)} indices from snapshot {snap.snapshot} "
+                   f"(repository {snap.repository.name})")
+        events.append(("Normal", "Planned", message))
+        conds = rules.conditions_for(status.get("conditions") or [], "Running", "Restoring",
+                                     message, generation)
+        new: dict[str, Any] = {"phase": "Running", "message": message, "conditions": conds,
+                               "observedGeneration": generation,
+                               "startTime": status.get("startTime") or now()}
+        if result is not None:
+            new["metadata"] = result.report()
+        return Outcome(new, events, 0.5)
+
+    def _follow_restore(self, rsvc: RestoreService, plan: list[RestoreIndex],
+                        status: dict[str, Any], generation: int | None) -> Outcome:
+        progress = rsvc.progress(plan)
+        docs_total = sum(i.docs or 0 for i in plan)
+        docs_done = progress.docs_done(plan)
+        rate = self.rate.add(docs_done)
+        new: dict[str, Any] = {
+            "observedGeneration": generation,
+            "progress": restore_progress(docs_total, docs_done, progress.done, rate,
+                                         progress.bytes_done, progress.shards_done,
+                                         progress.shards_total),
+            "workItems": {"total": progress.shards_total, "completed": progress.shards_done,
+                          "inProgress": progress.shards_total - progress.shards_done,
+                          "waiting": len(progress.missing)},
+            "indices": restore_rows(plan, progress),
+            "restore": {**(status.get("restore") or {}), "shardsTotal": progress.shards_total,
+                        "shardsDone": progress.shards_done,
+                        "bytesTotal": progress.bytes_total, "bytesDone": progress.bytes_done},
+            "workers": 0, "desiredWorkers": 0,
+        }
+        if progress.failures:
+            failed = self._fail(status, generation, FerryError(
+                f"the target could not restore {len(progress.failures)} shards: "
+                f"{progress.failures[0]['index']} {progress.failures[0]['id']}: "
+                f"{progress.failures[0]['reason']}", code="RestoreFailed", retryable=False))
+            failed.status.update(new)
+            failed.status["failures"] = progress.failures[:20]
+            return failed
+        if progress.done:
+            message = "every shard is restored; verifying"
+            new.update({"phase": "Verifying", "message": message,
+                        "conditions": rules.conditions_for(status.get("conditions") or [],
+                                                           "Verifying", "Verifying", message,
+                                                           generation)})
+            return Outcome(new, [("Normal", "Verifying", message)], 0.5)
+        new["message"] = (f"restoring: {progress.shards_done}/{progress.shards_total} shards, "
+                          f"{progress.bytes_done}/{progress.bytes_total} bytes")
+        return Outcome(new, [], RESTORE_POLL_SECONDS)
+
+    def _verify_restore(self, rsvc: RestoreService, plan: list[RestoreIndex],
+                        status: dict[str, Any], generation: int | None) -> Outcome:
+        rows = rsvc.verify(plan) if rsvc.spec.verify.counts else []
+        checked = [r for r in rows if "verified" in r]
+        bad = [r for r in checked if not r["verified"]]
+        conds = status.get("conditions") or []
+        snap = rsvc.snap
+        if not rows:
+            conds = set_condition(conds, "Verified", "Unknown", "NotChecked",
+                                  "verify.counts is off", generation)
+        elif not checked:
+            conds = set_condition(conds, "Verified", "Unknown", "NoSnapshotCounts",
+                                  f"Snapshot {snap.resource} recorded no document counts "
+                                  "(it was adopted, not taken by Ferry)", generation)
+        elif bad:
+            detail = "; ".join(f"{r['target']}: snapshot {r['docsTotal']}, target "
+                               f"{r['targetCount']}" for r in bad[:10])
+            conds = set_condition(conds, "Verified", False, "Mismatch", detail, generation)
+        else:
+            unchecked = len(rows) - len(checked)
+            extra = f" ({unchecked} indices without a recorded count)" if unchecked else ""
+            conds = set_condition(conds, "Verified", True, "CountsMatch",
+                                  f"document counts of {len(checked)} indices match the "
+                                  f"counts Snapshot {snap.resource} recorded{extra}",
+                                  generation)
+        docs = sum(r["targetCount"] for r in rows)
+        if bad:
+            phase, reason = "CompletedWithErrors", "VerificationFailed"
+            message = f"restored, but {len(bad)} indices did not verify (see Verified)"
+        else:
+            phase, reason = "Completed", "Completed"
+            message = f"{len(plan)} indices ({docs} documents) restored from snapshot " \
+                f"{snap.snapshot}" + (" and verified" if checked else "")
+        conds = rules.conditions_for(conds, phase, reason, message, generation)
+        docs_total = sum(i.docs or 0 for i in plan)
+        by_target = {r["target"]: r for r in rows}
+        indices = []
+        for row in restore_rows(plan, None):
+            got = by_target.get(row["target"])
+            if got is not None:
+                row["docsMigrated"] = got["targetCount"]
+                row["targetCount"] = got["targetCount"]
+                if "verified" in got:
+                    row["verified"] = got["verified"]
+            indices.append(row)
+        progress = {**(status.get("progress") or {}), "docsTotal": docs_total,
+                    "docsMigrated": docs, "percent": 100.0, "etaSeconds": 0}
+        new = {"phase": phase, "message": message, "conditions": conds,
+               "observedGeneration": generation, "completionTime": now(),
+               "indices": indices, "progress": progress, "workers": 0}
+        event_type = "Normal" if phase == "Completed" else "Warning"
+        return Outcome(new, [(event_type, reason, message)], 3600)
+
+
+def restore_rows(plan: list[RestoreIndex], progress: Any) -> list[dict[str, Any]]:
+    rows = []
+    for index in plan[:100]:
+        row: dict[str, Any] = {"name": index.source, "target": index.target}
+        if index.docs is not None:
+            row["docsTotal"] = index.docs
+        if progress is not None:
+            row["docsMigrated"] = progress.docs_done([index])
+        rows.append(row)
+    return rows
+
+
+def restore_progress(docs_total: int, docs_done: int, done: bool, rate: float | None,
+                     bytes_done: int, shards_done: int, shards_total: int
+                     ) -> dict[str, Any]:
+    """The copy method's progress block, for a restore: documents are the recorded
+    counts of finished indices plus a byte-share estimate of those in recovery."""
+    if docs_total:
+        percent = 100.0 * docs_done / docs_total
+    else:
+        percent = 100.0 * shards_done / shards_total if shards_total else 0.0
+    percent = 100.0 if done else min(percent, 99.9)  # never 100 before the engine is done
+    out: dict[str, Any] = {"docsTotal": docs_total, "docsMigrated": docs_done,
+                           "docsFailed": 0, "bytesMigrated": bytes_done,
+                           "percent": round(percent, 1)}
+    if rate is not None:
+        out["docsPerSecond"] = round(rate, 1)
+        if rate > 0:
+            out["etaSeconds"] = int(max(0, docs_total - docs_done) / rate)
+    return out
 
 
 def svc_target(obj: dict[str, Any]) -> str:

@@ -10,6 +10,14 @@ from ferry.conditions import set_condition
 from ferry.services.workitems import Summary
 
 TERMINAL = ("Completed", "CompletedWithErrors", "Failed", "Evaluated")
+
+
+def resumes(phase: str, status: dict[str, Any], generation: int | None) -> bool:
+    """An end phase that a spec change continues: Evaluated evaluates again, or goes on
+    to migrate once spec.metadata.mode is Create. Every spec change bumps the generation,
+    and status.observedGeneration says which one was evaluated."""
+    return phase == "Evaluated" and generation is not None \
+        and generation != status.get("observedGeneration")
 RATE_WINDOW_SECONDS = 60.0
 
 

@@ -17,6 +17,10 @@ INTERNAL_SETTINGS = (
     "index.plugins.index_state_management", "index.opendistro.", "index.replication.",
     "index.soft_deletes.retention_lease", "index.store.snapshot.", "index.downsample.",
     "index.routing_path", "index.hidden",
+    # Elasticsearch's data tiers (default distribution, 7.10+): no OpenSearch node has a
+    # _tier attribute, so these would leave every shard unassigned.
+    "index.routing.allocation.include._tier", "index.routing.allocation.require._tier",
+    "index.routing.allocation.exclude._tier",
 )
 
 

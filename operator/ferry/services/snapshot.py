@@ -66,10 +66,13 @@ DOCUMENTED_FS_SETTINGS = frozenset({
 # -- request bodies (pure) -------------------------------------------------------------
 
 
-def repository_body(repo: Repository, engine: str) -> dict[str, Any]:
+def repository_body(repo: Repository, engine: str, readonly: bool = False) -> dict[str, Any]:
     """The ``PUT _snapshot/<name>`` body for one engine. Raises InvalidSpec for a
-    setting the engine cannot take."""
+    setting the engine cannot take. ``readonly`` registers it for restores only: two
+    clusters writing one repository would corrupt it."""
     settings: dict[str, Any] = {"compress": repo.compress}
+    if readonly:
+        settings["readonly"] = True
     if repo.max_snapshot_bytes_per_sec:
         settings["max_snapshot_bytes_per_sec"] = repo.max_snapshot_bytes_per_sec
     if repo.max_restore_bytes_per_sec:
@@ -114,18 +117,23 @@ def _normalized(settings: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def repository_conflict(existing: dict[str, Any], desired: dict[str, Any]) -> str | None:
+def repository_conflict(existing: dict[str, Any], desired: dict[str, Any],
+                        readonly_ok: bool = False) -> str | None:
     """Why an already registered repository is not the one the spec asks for, or None.
 
     Settings set on both sides must agree; settings that say where the data is must
     agree even when one side leaves them out; a read-only repository cannot take a
     snapshot. A setting only one side has (e.g. a throttle someone left out) is not a
     conflict: the registered repository is used as it is, never overwritten.
+    ``readonly_ok`` (a restore only reads) accepts the repository read-only or not.
     """
     if existing.get("type") != desired["type"]:
         return f"it is of type {existing.get('type')}, the spec asks for {desired['type']}"
     have = _normalized(existing.get("settings") or {})
     want = _normalized(desired["settings"])
+    if readonly_ok:
+        have.pop("readonly", None)
+        want.pop("readonly", None)
     diffs = [f"{k}={have.get(k, '<unset>')!r} (spec: {want.get(k, '<unset>')!r})"
              for k in sorted(set(have) | set(want))
              if (k in IDENTITY_SETTINGS and have.get(k) != want.get(k))
@@ -341,20 +349,22 @@ class SnapshotService:
 
     # -- repository -----------------------------------------------------------------------
 
-    def ensure_repository(self, repo: Repository, engine: str) -> bool:
+    def ensure_repository(self, repo: Repository, engine: str, readonly: bool = False
+                          ) -> bool:
         """Register the repository if it is missing, and verify it. True if registered.
 
         Raises FerryError RepositoryConflict (not retryable) when a repository of that
-        name exists with other settings: it is never overwritten.
+        name exists with other settings: it is never overwritten. ``readonly``: register
+        it read-only (a restore target), and accept an existing one either way.
         """
-        desired = repository_body(repo, engine)
+        desired = repository_body(repo, engine, readonly)
         path = f"/_snapshot/{self._quote(repo.name)}"
         try:
             existing = self._request("GET", path).get(repo.name)
         except os_exc.NotFoundError:
             existing = None
         if existing is not None:
-            conflict = repository_conflict(existing, desired)
+            conflict = repository_conflict(existing, desired, readonly_ok=readonly)
             if conflict:
                 raise FerryError(
                     f"repository {repo.name} is already registered on the cluster and "
@@ -362,7 +372,8 @@ class SnapshotService:
                     "or the same settings", code="RepositoryConflict", retryable=False)
             registered = False
         else:
-            if repo.type == "s3" and repo.s3 is not None and repo.s3.create_bucket:
+            if repo.type == "s3" and repo.s3 is not None and repo.s3.create_bucket \
+                    and not readonly:
                 self.create_bucket(repo)
             try:
                 self._request("PUT", path, body=desired)

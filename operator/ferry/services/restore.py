@@ -1,0 +1,431 @@
+"""Method restore: a Completed Snapshot of the source restored into the target.
+
+The Snapshot's repository is registered on the target read-only (same settings; two
+clusters writing one repository would corrupt it), the selected indices are restored
+under their target names (rename pattern), recovery (``_recovery``) is followed into the
+same progress block the copy method fills, and the restored indices are verified
+against the per-index document counts the Snapshot recorded when it was taken.
+
+Free of kopf; ``restore_refusal`` and ``rename_groups`` are pure and unit-tested.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from opensearchpy import exceptions as os_exc
+from pydantic import ValidationError
+
+from ferry.api import Cluster, Snapshot
+from ferry.api.backfill import BackfillSpec, TargetNaming
+from ferry.api.snapshot import Repository, SnapshotSpec
+from ferry.clients import kube
+from ferry.clients.search import SearchConnection, classify
+from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
+from ferry.services import indices as idx
+from ferry.services.backfill import Endpoints
+from ferry.services.cluster import engine_of
+from ferry.services.metadata import engine_name, engine_reason, version_tuple
+from ferry.services.snapshot import SnapshotService
+
+log = logging.getLogger("ferry.restore")
+
+COPY_HINT = ("Use method copy instead: it reads documents from the live source and writes "
+             "them through the bulk API, which works across these versions.")
+# Index names per _recovery / _cat/shards request, so a long list never makes a URL
+# longer than a proxy accepts.
+NAMES_PER_REQUEST = 50
+
+
+# -- pure pieces ---------------------------------------------------------------------------
+
+
+def _guess_engine(version: str) -> str:
+    """Only when the Snapshot's Cluster is gone: OpenSearch has versions 1 to 3, and an
+    Elasticsearch snapshot that old (1.x/2.x) cannot be restored anywhere modern."""
+    return "opensearch" if version_tuple(version)[0] in (1, 2, 3) else "elasticsearch"
+
+
+def restore_refusal(src_engine: str, src_version: str, tgt_engine: str, tgt_version: str
+                    ) -> str | None:
+    """Why a snapshot written by one engine version cannot be restored into another, or
+    None when the pair can restore. What each engine documents:
+
+    - no engine restores a snapshot written by a newer version of itself;
+    - Elasticsearch restores indices created by its own and the previous major only, and
+      never reads OpenSearch snapshots;
+    - OpenSearch forked from Elasticsearch 7.10.2: it never reads snapshots of later
+      Elasticsearch versions; OpenSearch 1.x reads Elasticsearch 6.x and 7.x indices,
+      2.x reads Elasticsearch 7.x and OpenSearch 1.x/2.x, 3.x reads OpenSearch 2.x/3.x.
+    """
+    src, tgt = version_tuple(src_version), version_tuple(tgt_version)
+    written = f"a snapshot written by {engine_name(src_engine)} {src_version}"
+    into = f"{engine_name(tgt_engine)} {tgt_version}"
+    if src_engine == "opensearch" and tgt_engine == "elasticsearch":
+        return f"{written} cannot be restored into {into}: Elasticsearch does not read " \
+            "OpenSearch snapshots"
+    if src_engine == tgt_engine and src > tgt:
+        return f"{written} cannot be restored into {into}: an engine never restores a " \
+            "snapshot of a newer version"
+    if tgt_engine == "elasticsearch":
+        if tgt[0] - src[0] > 1:
+            return f"{written} cannot be restored into {into}: Elasticsearch {tgt[0]} " \
+                f"reads indices created by Elasticsearch {tgt[0] - 1} or later"
+        return None
+    if src_engine == "elasticsearch":
+        if src > (7, 10, 2):
+            return f"{written} cannot be restored into {into}: OpenSearch forked from " \
+                "Elasticsearch 7.10.2 and cannot read later Elasticsearch snapshots"
+        oldest = {1: 6, 2: 7}.get(tgt[0])
+        if oldest is None:
+            return f"{written} cannot be restored into {into}: OpenSearch {tgt[0]} reads " \
+                "indices created by OpenSearch 2 or later only"
+        if src[0] < oldest:
+            return f"{written} cannot be restored into {into}: OpenSearch {tgt[0]} reads " \
+                f"indices created by Elasticsearch {oldest}.0 or later"
+        return None
+    if tgt[0] - src[0] > 1:
+        return f"{written} cannot be restored into {into}: OpenSearch {tgt[0]} reads " \
+            f"indices created by OpenSearch {tgt[0] - 1} or later"
+    return None
+
+
+def _java_replacement(text: str) -> str:
+    """A literal in a Java regex replacement: $ and \\ are special there."""
+    return text.replace("\\", "\\\\").replace("$", "\\$")
+
+
+def rename_groups(sources: list[str], naming: TargetNaming
+                  ) -> list[tuple[list[str], str | None, str | None]]:
+    """Restore requests for the target names: (indices, rename_pattern,
+    rename_replacement). A restore takes one pattern, so prefix/suffix share one request
+    and every explicitly mapped index gets its own."""
+    groups: list[tuple[list[str], str | None, str | None]] = []
+    rest = [s for s in sources if s not in naming.map]
+    if rest:
+        if naming.prefix or naming.suffix:
+            groups.append((rest, "^(.+)$", _java_replacement(naming.prefix) + "$1"
+                           + _java_replacement(naming.suffix)))
+        else:
+            groups.append((rest, None, None))
+    for source in sources:
+        if source in naming.map:
+            groups.append(([source], f"^{re.escape(source)}$",
+                           _java_replacement(naming.map[source])))
+    return groups
+
+
+def restore_body(indices: list[str], pattern: str | None, replacement: str | None,
+                 spec: BackfillSpec, global_state: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "indices": ",".join(indices), "ignore_unavailable": False,
+        "include_global_state": global_state,
+        "include_aliases": spec.restore.include_aliases,
+    }
+    if pattern is not None:
+        body["rename_pattern"], body["rename_replacement"] = pattern, replacement
+    if spec.metadata.target_replicas is not None:
+        body["index_settings"] = {"index.number_of_replicas": spec.metadata.target_replicas}
+    return body
+
+
+# -- what is restored --------------------------------------------------------------------------
+
+
+@dataclass
+class SnapshotSource:
+    """A Completed Snapshot resource, as a restore needs it."""
+
+    resource: str
+    snapshot: str
+    repository: Repository
+    engine: str
+    version: str
+    indices: list[str]
+    documents: dict[str, int]
+
+
+@dataclass
+class RestoreIndex:
+    source: str
+    target: str
+    docs: int | None
+
+
+@dataclass
+class IndexRecovery:
+    shards_total: int = 0
+    shards_done: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.shards_total > 0 and self.shards_done == self.shards_total
+
+
+@dataclass
+class RestoreProgress:
+    per_index: dict[str, IndexRecovery] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # target indices not there yet
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def shards_total(self) -> int:
+        return sum(r.shards_total for r in self.per_index.values())
+
+    @property
+    def shards_done(self) -> int:
+        return sum(r.shards_done for r in self.per_index.values())
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(r.bytes_total for r in self.per_index.values())
+
+    @property
+    def bytes_done(self) -> int:
+        return sum(r.bytes_done for r in self.per_index.values())
+
+    @property
+    def done(self) -> bool:
+        return not self.missing and all(r.done for r in self.per_index.values())
+
+    def docs_done(self, plan: list[RestoreIndex]) -> int:
+        """Documents restored so far: an index's recorded count once every shard is done,
+        before that its share by bytes (recovery reports bytes, not documents)."""
+        total = 0
+        for index in plan:
+            rec = self.per_index.get(index.target)
+            if rec is None or not index.docs:
+                continue
+            if rec.done:
+                total += index.docs
+            elif rec.bytes_total:
+                total += int(index.docs * min(rec.bytes_done, rec.bytes_total)
+                             / rec.bytes_total)
+        return total
+
+
+def snapshot_source(namespace: str, spec: BackfillSpec, source_client: Any,
+                    source_url: str) -> SnapshotSource:
+    """Read the referenced Snapshot resource. Waits (retryable) while it is not yet
+    Completed; refuses one that failed. The source cluster is asked for the index list
+    only when the Snapshot's status list is cut short."""
+    ref = spec.source.snapshot_ref
+    if ref is None:
+        raise InvalidSpec("method restore needs source.snapshotRef")
+    obj = kube.find_object(Snapshot, namespace, ref.name)
+    if obj is None:
+        raise ReferenceNotFound(f"Snapshot {ref.name} not found in this namespace",
+                                code="SnapshotNotFound")
+    status = obj.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    if phase in ("Failed", "PartiallyFailed"):
+        raise InvalidSpec(f"Snapshot {ref.name} is {phase}: only a Completed snapshot is "
+                          "restored", code="SnapshotNotCompleted")
+    if phase != "Completed":
+        raise FerryError(f"waiting for Snapshot {ref.name} to complete (it is {phase})",
+                         code="SnapshotNotReady", retryable=True)
+    try:
+        snap_spec = SnapshotSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        raise InvalidSpec(f"Snapshot {ref.name} has a spec that does not parse") from None
+    version = str(status.get("engineVersion") or "")
+    cluster = kube.get_object(Cluster, namespace, snap_spec.cluster_ref.name) or {}
+    engine = (cluster.get("status") or {}).get("engine") or _guess_engine(version)
+    rows = status.get("indices") or []
+    names = [r["name"] for r in rows]
+    total = status.get("indicesTotal") or len(names)
+    if total > len(names):
+        # The status list is bounded: ask the cluster that took it for the whole list.
+        repo = urllib.parse.quote(snap_spec.repository.name, safe="")
+        name = urllib.parse.quote(str(status.get("snapshotName") or ref.name), safe="")
+        try:
+            got = source_client.transport.perform_request("GET", f"/_snapshot/{repo}/{name}")
+            names = sorted((got.get("snapshots") or [{}])[0].get("indices") or names)
+        except Exception as exc:
+            raise classify(exc, source_url) from None
+    return SnapshotSource(
+        resource=ref.name, snapshot=str(status.get("snapshotName") or
+                                        snap_spec.snapshot_name or ref.name),
+        repository=snap_spec.repository, engine=engine, version=version, indices=names,
+        documents={r["name"]: int(r["documents"]) for r in rows
+                   if r.get("documents") is not None})
+
+
+class RestoreService:
+    """Talks to the target about one restore. Every method is blocking."""
+
+    def __init__(self, endpoints: Endpoints, spec: BackfillSpec, snap: SnapshotSource
+                 ) -> None:
+        self.ep = endpoints
+        self.spec = spec
+        self.snap = snap
+        self.client = endpoints.target
+        self.url = endpoints.target_url
+        self._engine: tuple[str, str] | None = None
+
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: Any = None) -> Any:
+        try:
+            return self.client.transport.perform_request(method, path, params=params,
+                                                         body=body)
+        except os_exc.NotFoundError:
+            return None
+        except os_exc.TransportError as exc:
+            if isinstance(exc, os_exc.ConnectionError):
+                raise classify(exc, self.url) from None
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            text = json.dumps(exc.info) if isinstance(exc.info, dict) else str(exc.error)
+            if status in (401, 403):
+                raise classify(exc, self.url) from None
+            # A refused restore is HTTP 500 with snapshot_restore_exception: not transient.
+            retryable = (status == 429 or status >= 500) and \
+                "snapshot_restore_exception" not in text
+            raise FerryError(f"{self.url} answered HTTP {status} to {method} {path}: "
+                             f"{engine_reason(exc)}", code="EngineError",
+                             retryable=retryable) from None
+        except Exception as exc:
+            raise classify(exc, self.url) from None
+
+    def target_engine(self) -> tuple[str, str]:
+        if self._engine is None:
+            engine, _, version = engine_of(self._call("GET", "/") or {})
+            self._engine = (engine, version)
+        return self._engine
+
+    # -- before anything is written --------------------------------------------------------
+
+    def check_versions(self) -> None:
+        engine, version = self.target_engine()
+        if not self.snap.version:
+            raise InvalidSpec(f"Snapshot {self.snap.resource} does not record the engine "
+                              "version that wrote it, so Ferry cannot tell whether the "
+                              f"target can restore it. {COPY_HINT}", code="IncompatibleVersions")
+        refusal = restore_refusal(self.snap.engine, self.snap.version, engine, version)
+        if refusal:
+            raise InvalidSpec(f"cannot restore Snapshot {self.snap.resource}: {refusal}. "
+                              f"{COPY_HINT}", code="IncompatibleVersions")
+
+    def plan(self) -> list[RestoreIndex]:
+        names = idx.select(self.snap.indices, list(self.spec.indices))
+        if not names:
+            raise InvalidSpec(f"no index of snapshot {self.snap.snapshot} matches "
+                              f"{self.spec.indices or ['*']}", code="NoIndicesMatched")
+        return [RestoreIndex(n, idx.target_name(n, self.spec.target_naming),
+                             self.snap.documents.get(n)) for n in names]
+
+    def restored_by_us(self, plan: list[RestoreIndex]) -> set[str]:
+        """Target indices that exist, each checked: restored from this very snapshot
+        (e.g. before an operator restart) is ours; anything else is refused, because a
+        restore cannot write into an existing index."""
+        ours: set[str] = set()
+        for index in plan:
+            got = self._call("GET", f"/{urllib.parse.quote(index.target, safe='')}/_recovery")
+            if got is None:
+                continue
+            shards = (got.get(index.target) or {}).get("shards") or []
+            sources = {(s.get("source") or {}).get("snapshot") for s in shards
+                       if s.get("type") == "SNAPSHOT"}
+            repos = {(s.get("source") or {}).get("repository") for s in shards
+                     if s.get("type") == "SNAPSHOT"}
+            if shards and sources == {self.snap.snapshot} and \
+                    repos == {self.snap.repository.name}:
+                ours.add(index.target)
+                continue
+            raise InvalidSpec(f"target index {index.target} already exists, and a restore "
+                              "cannot write into an existing index: choose other target "
+                              "names (targetNaming) or delete it", code="TargetIndexExists")
+        return ours
+
+    # -- the restore -------------------------------------------------------------------------
+
+    def register_repository(self) -> bool:
+        engine, _ = self.target_engine()
+        service = SnapshotService(SearchConnection(url=self.url), self.client)
+        return service.ensure_repository(self.snap.repository, engine, readonly=True)
+
+    def start(self, plan: list[RestoreIndex]) -> int:
+        """Start restoring what is not restored yet; returns the number of requests."""
+        ours = self.restored_by_us(plan)
+        todo = [i.source for i in plan if i.target not in ours]
+        repo = urllib.parse.quote(self.snap.repository.name, safe="")
+        name = urllib.parse.quote(self.snap.snapshot, safe="")
+        global_state = self.spec.restore.include_global_state and not ours
+        started = 0
+        for names, pattern, replacement in rename_groups(todo, self.spec.target_naming):
+            body = restore_body(names, pattern, replacement, self.spec, global_state)
+            global_state = False  # the cluster state is restored once
+            try:
+                self._call("POST", f"/_snapshot/{repo}/{name}/_restore",
+                           params={"wait_for_completion": "false"}, body=body)
+            except FerryError as exc:
+                if exc.retryable:
+                    raise
+                raise FerryError(f"the target refused to restore {', '.join(names[:5])} from "
+                                 f"snapshot {self.snap.snapshot}: {exc.message}. {COPY_HINT}",
+                                 code="RestoreFailed", retryable=False) from None
+            started += 1
+            log.info("restoring %d indices of snapshot %s on %s", len(names),
+                     self.snap.snapshot, self.url)
+        return started
+
+    def progress(self, plan: list[RestoreIndex]) -> RestoreProgress:
+        out = RestoreProgress()
+        targets = [i.target for i in plan]
+        for start in range(0, len(targets), NAMES_PER_REQUEST):
+            chunk = targets[start:start + NAMES_PER_REQUEST]
+            expression = ",".join(urllib.parse.quote(t, safe="") for t in chunk)
+            got = self._call("GET", f"/{expression}/_recovery",
+                             params={"ignore_unavailable": "true"}) or {}
+            for target in chunk:
+                shards = [s for s in (got.get(target) or {}).get("shards") or []
+                          if s.get("primary")]
+                if not shards:
+                    out.missing.append(target)
+                    continue
+                rec = out.per_index[target] = IndexRecovery()
+                for shard in shards:
+                    size = (shard.get("index") or {}).get("size") or {}
+                    total = int(size.get("total_in_bytes") or 0)
+                    done = int(size.get("recovered_in_bytes") or 0) + \
+                        int(size.get("reused_in_bytes") or 0)
+                    rec.shards_total += 1
+                    rec.bytes_total += total
+                    if shard.get("stage") == "DONE":
+                        rec.shards_done += 1
+                        rec.bytes_done += total
+                    else:
+                        rec.bytes_done += min(done, total)
+            rows = self._call("GET", f"/_cat/shards/{expression}", params={
+                "format": "json", "h": "index,shard,prirep,state,unassigned.reason,"
+                "unassigned.details"}) or []
+            for row in rows:
+                if row.get("prirep") == "p" and row.get("state") == "UNASSIGNED" and \
+                        row.get("unassigned.reason") == "ALLOCATION_FAILED":
+                    out.failures.append({"index": row.get("index", ""),
+                                         "id": f"shard {row.get('shard')}",
+                                         "reason": str(row.get("unassigned.details")
+                                                       or "restore of the shard failed")})
+        return out
+
+    def verify(self, plan: list[RestoreIndex]) -> list[dict[str, Any]]:
+        """Per index: documents on the target against the count the Snapshot recorded."""
+        targets = ",".join(urllib.parse.quote(i.target, safe="") for i in plan)
+        self._call("POST", f"/{targets}/_refresh")
+        rows = []
+        for index in plan:
+            got = self._call("GET", f"/{urllib.parse.quote(index.target, safe='')}/_count")
+            count = int((got or {}).get("count", 0))
+            row: dict[str, Any] = {"name": index.source, "target": index.target,
+                                   "targetCount": count}
+            if index.docs is not None:
+                row["docsTotal"] = index.docs
+                row["verified"] = count == index.docs
+            rows.append(row)
+        return rows
