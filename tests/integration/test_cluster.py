@@ -298,7 +298,9 @@ def test_steady_cluster_writes_no_status_and_posts_no_events(
     later = kube.get("cluster", namespace, "steady")
     assert later is not None
     assert sum(1 for r in proxy.seen if r.path.startswith("/_cluster/health")) - checks >= 2
-    assert later["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    # Not one status write: every write carries a new lastCheckedTime. (The object's
+    # resourceVersion is no witness: kopf's own annotations may land after "first".)
+    assert later["status"] == first["status"]
     assert [e["reason"] for e in kube.events(namespace, "steady")] == [
         healthy_reason(opensearch)]
 
