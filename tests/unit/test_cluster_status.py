@@ -49,6 +49,18 @@ def test_steady_state_needs_no_write_and_no_event() -> None:
     assert second["conditions"] == first["conditions"]
 
 
+def test_moving_figures_are_written_at_most_once_a_minute() -> None:
+    first = build_status({}, SPEC, 1, obs())
+    busier = obs()
+    busier.indices = {"count": 1, "documents": 99, "storeBytes": 12345}
+    assert not write_due(first, build_status(first, SPEC, 1, busier))
+    assert write_due(first, build_status(first, SPEC, 1, obs("yellow")))
+    first["lastCheckedTime"] = (datetime.now(UTC) - timedelta(seconds=61)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    assert write_due(first, build_status(first, SPEC, 1, busier))
+    assert not write_due(first, build_status(first, SPEC, 1, obs()))
+
+
 def test_heartbeat_write_after_five_minutes() -> None:
     first = build_status({}, SPEC, 1, obs())
     old = (datetime.now(UTC) - timedelta(minutes=6)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -81,20 +81,29 @@ def build_status(previous: dict[str, Any], spec: ClusterSpec, generation: int | 
     return status
 
 
-def _comparable(status: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in status.items() if k != "lastCheckedTime" and v is not None}
-    return out
+# Figures that move on any live cluster (document counts, bytes as segments merge) are
+# written at most once a minute on their own, so a busy but healthy cluster costs one
+# status write a minute at most, however short its health-check interval.
+FIGURES_REFRESH = timedelta(minutes=1)
+_FIGURES = ("indices", "systemIndices")
+
+
+def _without(status: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k not in keys and v is not None}
 
 
 def write_due(previous: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether the new status must be written: something changed, or the heartbeat."""
-    if _comparable(previous) != _comparable(new):
+    """Whether the new status must be written: a change other than the moving figures;
+    the figures once a minute; the heartbeat every five minutes."""
+    ignored = ("lastCheckedTime", *_FIGURES)
+    if _without(previous, ignored) != _without(new, ignored):
         return True
     last = previous.get("lastCheckedTime")
     if not last:
         return True
-    checked = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return datetime.now(UTC) - checked >= HEARTBEAT
+    age = datetime.now(UTC) - datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    figures_moved = any(previous.get(k) != new.get(k) for k in _FIGURES)
+    return age >= HEARTBEAT or (figures_moved and age >= FIGURES_REFRESH)
 
 
 def transition_events(previous: dict[str, Any], new: dict[str, Any]) -> list[Event]:
