@@ -32,9 +32,6 @@ class ApiModel(BaseModel):
         use_enum_values=True,
     )
 
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON form the API server stores: camelCase, unset fields left out."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def nested(model: type[BaseModel], description: str, **kwargs: Any) -> Any:

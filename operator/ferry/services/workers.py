@@ -47,7 +47,6 @@ class WorkerPool:
         self._paused = False
         self._closing = False
         self._slots: dict[int, threading.Thread] = {}
-        self.errors: list[FerryError] = []
         self.holder_prefix = f"{socket.gethostname()}-{os.getpid()}-{name}"
 
     @property
@@ -91,12 +90,10 @@ class WorkerPool:
                 log.debug("worker %s: item %s %s", holder, item.id, outcome)
             except FerryError as exc:
                 log.warning("worker %s: %s", holder, exc.message)
-                self.errors.append(exc)
                 time.sleep(IDLE_SECONDS)
             except Exception as exc:  # a worker never dies silently, nor kills the pool
                 error = classify(exc, "a cluster of this Backfill")
                 log.warning("worker %s: %s; retrying", holder, error.message)
-                self.errors.append(error)
                 time.sleep(IDLE_SECONDS)
 
     def close(self, timeout: float = 60.0) -> None:
@@ -107,7 +104,3 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-
-    def drain_errors(self) -> list[FerryError]:
-        errors, self.errors = self.errors, []
-        return errors
