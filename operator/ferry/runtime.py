@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ferry.clients.kube import ObjectReader
-from ferry.services.cluster import ClusterService
+from ferry.services.cluster.service import ClusterService
 
 T = TypeVar("T")
 

@@ -14,10 +14,10 @@ from ferry.api.backfill import BackfillSpec
 from ferry.clients import kube
 from ferry.clients.kube import ObjectReader
 from ferry.errors import FerryError
-from ferry.services.backfill import BackfillService
-from ferry.services.backfill_run import endpoints_for, lease_seconds
-from ferry.services.backfill_status import TERMINAL
-from ferry.services.workers import WorkerPool
+from ferry.services.backfill.copy import BackfillService
+from ferry.services.backfill.pool import WorkerPool
+from ferry.services.backfill.reconciler import endpoints_for, lease_seconds
+from ferry.services.backfill.status import TERMINAL
 
 log = logging.getLogger("ferry.worker")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ferry.services.backfill import content_hash
+from ferry.services.backfill.copy import content_hash
 from testbed import datagen
 from testbed.kube import KubeAPIServer
 from testbed.operator import OperatorProcess

@@ -403,7 +403,7 @@ def _upload(s3: S3Server, bucket: str, prefix: str, root: Path) -> None:
 def test_create_bucket_with_boto3(s3: S3Server, aws_env: dict[str, str]) -> None:
     from ferry.api.snapshot import Repository
     from ferry.clients.s3 import s3_client
-    from ferry.services.snapshot import SnapshotService
+    from ferry.services.snapshot.service import SnapshotService
 
     for region in ("us-east-1", "eu-west-1"):
         bucket = f"ferry-{region}-{uuid.uuid4().hex[:8]}"
@@ -424,7 +424,7 @@ def test_snapshot_ls_and_verification_through_s3(
         indices: list[tuple[SearchNode, str]]) -> None:
     from ferry.api.snapshot import Repository
     from ferry.clients.s3 import ensure_bucket, s3_client
-    from ferry.services.snapshot import parse_snapshot_info, verify_in_repository
+    from ferry.services.snapshot.service import parse_snapshot_info, verify_in_repository
 
     # A repository the ES node wrote (compressed metadata), then copied into S3 as it
     # would be in a bucket, next to a fixture repository written by ES 5.6.

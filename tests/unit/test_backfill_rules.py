@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ferry.api.backfill import BackfillSpec, TargetNaming
 from ferry.services import indices
-from ferry.services.backfill import BackfillService, IndexPlan, Plan
-from ferry.services.backfill_status import RateTracker, conditions_for, progress
-from ferry.services.copier import CopySettings, _chunks
-from ferry.services.workitems import Summary
+from ferry.services.backfill.copier import CopySettings, _chunks
+from ferry.services.backfill.copy import BackfillService, IndexPlan, Plan
+from ferry.services.backfill.status import RateTracker, conditions_for, progress
+from ferry.services.backfill.workitems import Summary
 
 
 def test_select_patterns_exclusions_and_system_indices() -> None:

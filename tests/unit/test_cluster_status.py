@@ -8,8 +8,8 @@ from ferry.api.cluster import ClusterSpec
 from ferry.conditions import status_patch
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, SecretNotFound
 from ferry.handlers.cluster import referenced_objects
-from ferry.services.cluster import Observation, engine_of, index_totals
-from ferry.services.cluster_status import (
+from ferry.services.cluster.service import Observation, engine_of, index_totals
+from ferry.services.cluster.status import (
     build_status,
     phase_of_error,
     transition_events,

@@ -10,10 +10,18 @@ from ferry.api.backfill import BackfillSpec, TargetNaming
 from ferry.api.cluster import ClusterSpec
 from ferry.api.snapshot import Repository
 from ferry.errors import InvalidSpec
-from ferry.services.backfill import check_pair
-from ferry.services.backfill_run import restore_progress
-from ferry.services.backfill_status import resumes
-from ferry.services.metadata import (
+from ferry.services.backfill.copy import check_pair
+from ferry.services.backfill.reconciler import restore_progress
+from ferry.services.backfill.restore import (
+    IndexRecovery,
+    RestoreIndex,
+    RestoreProgress,
+    rename_groups,
+    restore_body,
+    restore_refusal,
+)
+from ferry.services.backfill.status import resumes
+from ferry.services.metadata.service import (
     Allowlist,
     Item,
     MetadataResult,
@@ -25,15 +33,7 @@ from ferry.services.metadata import (
     unify_mappings,
     with_parts,
 )
-from ferry.services.restore import (
-    IndexRecovery,
-    RestoreIndex,
-    RestoreProgress,
-    rename_groups,
-    restore_body,
-    restore_refusal,
-)
-from ferry.services.snapshot import repository_body, repository_conflict
+from ferry.services.snapshot.service import repository_body, repository_conflict
 
 
 def spec(**extra: object) -> BackfillSpec:

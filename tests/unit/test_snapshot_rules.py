@@ -8,7 +8,7 @@ import pytest
 
 from ferry.api.snapshot import Repository, SnapshotSpec, SnapshotStatus
 from ferry.errors import ClusterUnreachable, FerryError, InvalidSpec
-from ferry.services.snapshot import (
+from ferry.services.snapshot.service import (
     DOCUMENTED_FS_SETTINGS,
     DOCUMENTED_S3_SETTINGS,
     IndexProgress,
@@ -24,7 +24,7 @@ from ferry.services.snapshot import (
     snapshot_body,
     supports_snapshot_metadata,
 )
-from ferry.services.snapshot_status import (
+from ferry.services.snapshot.status import (
     build_status,
     needs_verification,
     percent_done,

@@ -15,8 +15,8 @@ from ferry.clients import kube
 from ferry.errors import FerryError
 from ferry.events import announce
 from ferry.runtime import Runtime
-from ferry.services.backfill import BackfillService
-from ferry.services.backfill_run import BackfillController, endpoints_for, lease_seconds
+from ferry.services.backfill.copy import BackfillService
+from ferry.services.backfill.reconciler import BackfillController, endpoints_for, lease_seconds
 
 log = logging.getLogger("ferry.backfill")
 DELETE_RETRIES = 5

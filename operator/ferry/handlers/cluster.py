@@ -18,8 +18,8 @@ from ferry.errors import FerryError
 from ferry.events import announce
 from ferry.runtime import Runtime
 from ferry.services import backoff
-from ferry.services.cluster import Observation
-from ferry.services.cluster_status import (
+from ferry.services.cluster.service import Observation
+from ferry.services.cluster.status import (
     build_status,
     transition_events,
     write_due,

@@ -21,8 +21,8 @@ from ferry.conditions import status_patch
 from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
 from ferry.events import announce
 from ferry.runtime import Runtime
-from ferry.services.snapshot import Observation, SnapshotService, verify_in_repository
-from ferry.services.snapshot_status import (
+from ferry.services.snapshot.service import Observation, SnapshotService, verify_in_repository
+from ferry.services.snapshot.status import (
     build_status,
     needs_verification,
     poll_delay,

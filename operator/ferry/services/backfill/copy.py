@@ -15,9 +15,9 @@ from ferry.api.cluster import ClusterSpec
 from ferry.clients.search import classify
 from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
 from ferry.services import indices as idx
-from ferry.services.copier import CopySettings, TokenBucket
-from ferry.services.workers import CopyContext
-from ferry.services.workitems import WorkItem, WorkItemStore, coordination_index
+from ferry.services.backfill.copier import CopySettings, TokenBucket
+from ferry.services.backfill.pool import CopyContext
+from ferry.services.backfill.workitems import WorkItem, WorkItemStore, coordination_index
 
 # Work items per shard: a shard with more documents than this is split into
 # _seq_no ranges so that several workers can share it.

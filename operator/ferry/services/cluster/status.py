@@ -13,7 +13,7 @@ from typing import Any
 from ferry.api.cluster import ClusterSpec
 from ferry.conditions import get_condition, now, remove_condition, set_condition
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, FerryError, ReferenceNotFound
-from ferry.services.cluster import Observation
+from ferry.services.cluster.service import Observation
 
 # lastCheckedTime alone is refreshed at most this often: a steady cluster costs one
 # status write per this period, not one per check.

@@ -28,10 +28,10 @@ from ferry.clients import kube
 from ferry.clients.search import SearchConnection, classify
 from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
 from ferry.services import indices as idx
-from ferry.services.backfill import Endpoints
-from ferry.services.cluster import engine_of
-from ferry.services.metadata import engine_name, engine_reason, version_tuple
-from ferry.services.snapshot import SnapshotService
+from ferry.services.backfill.copy import Endpoints
+from ferry.services.cluster.service import engine_of
+from ferry.services.metadata.service import engine_name, engine_reason, version_tuple
+from ferry.services.snapshot.service import SnapshotService
 
 log = logging.getLogger("ferry.restore")
 

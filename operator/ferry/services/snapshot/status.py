@@ -14,7 +14,7 @@ from typing import Any
 from ferry.api.common import MAX_STATUS_LIST
 from ferry.conditions import get_condition, set_condition
 from ferry.errors import FerryError
-from ferry.services.snapshot import Observation, Progress, SnapshotInfo, Verification
+from ferry.services.snapshot.service import Observation, Progress, SnapshotInfo, Verification
 
 MAX_INDICES = MAX_STATUS_LIST * 5
 TERMINAL_PHASES = frozenset({"Completed", "PartiallyFailed", "Failed"})

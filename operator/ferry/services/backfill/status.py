@@ -7,7 +7,7 @@ from collections import deque
 from typing import Any
 
 from ferry.conditions import set_condition
-from ferry.services.workitems import Summary
+from ferry.services.backfill.workitems import Summary
 
 TERMINAL = ("Completed", "CompletedWithErrors", "Failed", "Evaluated")
 

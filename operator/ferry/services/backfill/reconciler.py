@@ -27,8 +27,8 @@ from ferry.clients.kube import ObjectReader
 from ferry.clients.search import classify, connection_for
 from ferry.conditions import now, set_condition
 from ferry.errors import FerryError, InvalidSpec
-from ferry.services import backfill_status as rules
-from ferry.services.backfill import (
+from ferry.services.backfill import status as rules
+from ferry.services.backfill.copy import (
     BackfillService,
     Endpoints,
     IndexPlan,
@@ -37,9 +37,9 @@ from ferry.services.backfill import (
     missing_reference,
     plan_from_record,
 )
-from ferry.services.metadata import MetadataResult, MetadataService
-from ferry.services.restore import RestoreIndex, RestoreService, snapshot_source
-from ferry.services.workers import WorkerPool
+from ferry.services.backfill.pool import WorkerPool
+from ferry.services.backfill.restore import RestoreIndex, RestoreService, snapshot_source
+from ferry.services.metadata.service import MetadataResult, MetadataService
 
 log = logging.getLogger("ferry.backfill")
 STEP_SECONDS = 5.0

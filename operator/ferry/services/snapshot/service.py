@@ -22,7 +22,7 @@ from ferry.clients.search import SearchConnection, classify
 from ferry.errors import FerryError, InvalidSpec, SnapshotFailed
 from ferry.repository import BlobNotFound, FsBlobStore, RepositoryError, S3BlobStore
 from ferry.repository import read_repository as read_repository_files
-from ferry.services.cluster import engine_of
+from ferry.services.cluster.service import engine_of
 
 log = logging.getLogger("ferry.snapshot")
 

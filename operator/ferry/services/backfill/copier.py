@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch, TransportError
 from opensearchpy import exceptions as os_exc
 
 from ferry.errors import FerryError
-from ferry.services.workitems import WorkItem, WorkItemStore
+from ferry.services.backfill.workitems import WorkItem, WorkItemStore
 
 log = logging.getLogger("ferry.backfill")
 

@@ -19,8 +19,8 @@ from opensearchpy import OpenSearch
 
 from ferry.clients.search import classify
 from ferry.errors import FerryError
-from ferry.services.copier import CopySettings, TokenBucket, copy_item
-from ferry.services.workitems import WorkItemStore
+from ferry.services.backfill.copier import CopySettings, TokenBucket, copy_item
+from ferry.services.backfill.workitems import WorkItemStore
 
 log = logging.getLogger("ferry.backfill")
 IDLE_SECONDS = 2.0

@@ -32,7 +32,7 @@ from ferry.clients.search import classify
 from ferry.conditions import now
 from ferry.errors import FerryError, InvalidSpec
 from ferry.services import indices as idx
-from ferry.services.cluster import engine_of
+from ferry.services.cluster.service import engine_of
 
 log = logging.getLogger("ferry.metadata")
 

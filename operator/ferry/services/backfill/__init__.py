@@ -1,0 +1,1 @@
+"""The backfill services."""
