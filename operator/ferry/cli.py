@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ferry import __version__
@@ -20,20 +20,17 @@ def _cmd_crds(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ferry.operator import OperatorOptions, run
+    from ferry.operator import run
+    from ferry.settings import OperatorOptions
 
     namespaces = [n for item in args.namespace for n in item.split(",") if n]
-    if args.cleanup_timeout is not None:
-        # Read by the deletion handlers (ferry.handlers.snapshot.cleanup_timeout).
-        os.environ["FERRY_CLEANUP_TIMEOUT"] = str(args.cleanup_timeout)
-    return run(OperatorOptions(
-        namespaces=namespaces,
-        liveness_endpoint=args.liveness or None,
-        log_format=args.log_format,
-        verbose=args.verbose,
-        peering=args.peering,
-        metrics_port=args.metrics_port,
-    ))
+    options = OperatorOptions.from_env().with_(
+        namespaces=namespaces or None, log_format=args.log_format, verbose=args.verbose,
+        peering=args.peering, metrics_port=args.metrics_port,
+        cleanup_timeout=args.cleanup_timeout)
+    if args.liveness is not None:  # an empty flag turns the endpoint off
+        options = replace(options, liveness_endpoint=args.liveness or None)
+    return run(options)
 
 
 def _cmd_snapshot_ls(args: argparse.Namespace) -> int:
@@ -66,14 +63,16 @@ def _cmd_snapshot_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from ferry.operator import OperatorOptions, configure_logging
+    from ferry.operator import configure_logging
+    from ferry.settings import OperatorOptions
     from ferry.worker import run_worker
 
     namespace, _, name = args.backfill.partition("/")
     if not name:
         raise SystemExit("--backfill takes NAMESPACE/NAME")
-    configure_logging(OperatorOptions(log_format=args.log_format))
-    return run_worker(namespace, name, threads=args.threads)
+    options = OperatorOptions.from_env().with_(log_format=args.log_format)
+    configure_logging(options)
+    return run_worker(namespace, name, options, threads=args.threads)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -98,22 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the operator")
     run.add_argument(
-        "--namespace", "-n", action="append",
-        default=[os.environ["FERRY_NAMESPACES"]] if os.environ.get("FERRY_NAMESPACES") else [],
+        "--namespace", "-n", action="append", default=[],
         help="namespace to watch (repeat or comma-separate; env FERRY_NAMESPACES); "
         "default: all namespaces")
-    run.add_argument("--liveness", default=os.environ.get(
-        "FERRY_LIVENESS_ENDPOINT", "http://0.0.0.0:8080/healthz"),
+    run.add_argument("--liveness", default=None,
         help="liveness endpoint URL; empty to disable (env FERRY_LIVENESS_ENDPOINT)")
-    run.add_argument("--log-format", choices=["json", "plain"],
-                     default=os.environ.get("FERRY_LOG_FORMAT", "json"),
+    run.add_argument("--log-format", choices=["json", "plain"], default=None,
                      help="log format (env FERRY_LOG_FORMAT; default json)")
-    run.add_argument("--metrics-port", type=int,
-                     default=int(os.environ.get("FERRY_METRICS_PORT") or 9090),
+    run.add_argument("--metrics-port", type=int, default=None,
                      help="port of the Prometheus /metrics endpoint; 0 disables "
                      "(env FERRY_METRICS_PORT; default 9090)")
-    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    run.add_argument("--peering", default=os.environ.get("FERRY_PEERING") or None,
+    run.add_argument("--verbose", "-v", action="store_true", default=None,
+                     help="debug logging")
+    run.add_argument("--peering", default=None,
                      help="kopf peering name: replicas sharing it elect one active operator "
                      "(needs kopf's peering CRDs); default: standalone")
     run.add_argument("--cleanup-timeout", type=float, default=None, metavar="SECONDS",
@@ -135,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Backfill to work on")
     worker.add_argument("--threads", type=int, default=1,
                         help="worker threads in this process (default 1)")
-    worker.add_argument("--log-format", choices=["json", "plain"],
-                        default=os.environ.get("FERRY_LOG_FORMAT", "json"))
+    worker.add_argument("--log-format", choices=["json", "plain"], default=None,
+                        help="log format (env FERRY_LOG_FORMAT; default json)")
     worker.set_defaults(func=_cmd_worker)
 
     snapshot = sub.add_parser("snapshot", help="snapshot repositories, without a cluster")

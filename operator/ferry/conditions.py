@@ -6,9 +6,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"  # what Kubernetes writes: UTC, whole seconds
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(RFC3339)
+
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.now(UTC))
+
+
+def from_millis(millis: int | None) -> str | None:
+    """An engine's epoch milliseconds as a status timestamp (None for 0/None)."""
+    return rfc3339(datetime.fromtimestamp(millis / 1000, UTC)) if millis else None
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, RFC3339).replace(tzinfo=UTC)
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool | str,
@@ -37,9 +52,13 @@ def remove_condition(conditions: list[dict[str, Any]], type_: str) -> list[dict[
 
 
 def status_patch(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch from previous to new: keys that vanished are set to None."""
+    """A JSON merge patch (RFC 7386) from previous to new: keys that vanished are set to
+    None, at every depth (a merge patch merges nested objects, so a key left out of a
+    nested object would otherwise stay)."""
     patch = dict(new)
-    for key in previous:
+    for key, old in previous.items():
         if key not in new:
             patch[key] = None
+        elif isinstance(old, dict) and isinstance(new[key], dict):
+            patch[key] = status_patch(old, new[key])
     return patch

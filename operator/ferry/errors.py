@@ -59,6 +59,8 @@ class EngineError(FerryError):
 
 
 class TargetRejected(FerryError):
+    """The target refused what Ferry must write (an index, work items)."""
+
     code = "TargetRejected"
     retryable = False
 

@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from ferry import metrics
+from ferry.services.outcome import Event
 
 log = logging.getLogger("ferry.events")
 
@@ -27,3 +28,8 @@ def announce(body: Mapping[str, Any], type_: str, reason: str, message: str) -> 
     if type_ == "Warning":
         metrics.RECONCILE_ERRORS.labels(kind=kind, namespace=namespace, name=name,
                                         reason=reason).inc()
+
+
+def announce_all(body: Mapping[str, Any], events: list[Event]) -> None:
+    for event in events:
+        announce(body, event.type, event.reason, event.message)

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 import kopf
 
 from ferry import metrics
 from ferry.runtime import Runtime
-
-
-@dataclass
-class OperatorOptions:
-    namespaces: list[str] = field(default_factory=list)
-    liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
-    log_format: str = "json"
-    verbose: bool = False
-    peering: str | None = None
-    metrics_port: int = 9090
+from ferry.settings import OperatorOptions
 
 
 def configure_logging(options: OperatorOptions) -> None:
@@ -41,6 +31,6 @@ def run(options: OperatorOptions) -> int:
         clusterwide=not options.namespaces,
         namespaces=options.namespaces,
         liveness_endpoint=options.liveness_endpoint,
-        memo=Runtime(),
+        memo=Runtime(options=options),
     ))
     return 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ferry.clients.kube import ObjectReader
-from ferry.services.cluster.service import ClusterService
+from ferry.settings import OperatorOptions
 
 T = TypeVar("T")
 
@@ -19,36 +19,33 @@ class Triggers:
     re-checks at once instead of waiting out its interval."""
 
     def __init__(self) -> None:
-        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._events: dict[tuple[str, str, str], asyncio.Event] = {}
 
-    def register(self, namespace: str, name: str) -> asyncio.Event:
-        return self._events.setdefault((namespace, name), asyncio.Event())
+    def register(self, kind: str, namespace: str, name: str) -> asyncio.Event:
+        return self._events.setdefault((kind, namespace, name), asyncio.Event())
 
-    def unregister(self, namespace: str, name: str) -> None:
-        self._events.pop((namespace, name), None)
+    def unregister(self, kind: str, namespace: str, name: str) -> None:
+        self._events.pop((kind, namespace, name), None)
 
-    def poke(self, namespace: str, name: str) -> None:
-        event = self._events.get((namespace, name))
+    def poke(self, kind: str, namespace: str, name: str) -> None:
+        event = self._events.get((kind, namespace, name))
         if event is not None:
             event.set()
 
 
 @dataclass
 class Runtime:
+    options: OperatorOptions = field(default_factory=OperatorOptions)
     reader: ObjectReader = field(default_factory=ObjectReader)
     # Bounded: every request has a timeout, so a hanging cluster holds one thread for
     # at most timeout x retries, and the others go on.
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=32,
                                                    thread_name_prefix="ferry-io"))
-    cluster_triggers: Triggers = field(default_factory=Triggers)
-    backfill_triggers: Triggers = field(default_factory=Triggers)
-    # uid -> BackfillController: the worker pools live as long as their daemon.
-    backfills: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def clusters(self) -> ClusterService:
-        return ClusterService(self.reader)
+    triggers: Triggers = field(default_factory=Triggers)
+    # Backfill uid -> its reconciler: the worker pools live as long as their daemon, and
+    # the delete handler stops them.
+    backfill_reconcilers: dict[str, Any] = field(default_factory=dict)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking client code off the event loop."""

@@ -424,7 +424,8 @@ def test_snapshot_ls_and_verification_through_s3(
         indices: list[tuple[SearchNode, str]]) -> None:
     from ferry.api.snapshot import Repository
     from ferry.clients.s3 import ensure_bucket, s3_client
-    from ferry.services.snapshot.service import parse_snapshot_info, verify_in_repository
+    from ferry.services.snapshot.repository import verify_in_repository
+    from ferry.services.snapshot.service import parse_snapshot_info
 
     # A repository the ES node wrote (compressed metadata), then copied into S3 as it
     # would be in a bucket, next to a fixture repository written by ES 5.6.

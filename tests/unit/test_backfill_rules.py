@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ferry.api.backfill import BackfillSpec, TargetNaming
+from ferry.api.backfill import TargetNaming
 from ferry.services import indices
-from ferry.services.backfill.copier import CopySettings, _chunks
-from ferry.services.backfill.copy import BackfillService, IndexPlan, Plan
+from ferry.services.backfill.copier import CopySettings, bulk_bodies
+from ferry.services.backfill.documents import Hit
+from ferry.services.backfill.plan import IndexPlan, Plan, work_items
 from ferry.services.backfill.status import RateTracker, conditions_for, progress
-from ferry.services.backfill.workitems import Summary
+from ferry.services.backfill.workitems import OPEN_END, Summary
+from ferry.services.metadata.mappings import unify_mappings
 
 
 def test_select_patterns_exclusions_and_system_indices() -> None:
@@ -38,30 +40,28 @@ def test_creatable_settings_strip_engine_internals() -> None:
 
 
 def test_typeless_mappings() -> None:
-    assert indices.typeless_mappings({"_doc": {"properties": {"a": {}}}}) == {
+    assert unify_mappings({"_doc": {"properties": {"a": {}}}}, "Error")[0] == {
         "properties": {"a": {}}}
-    assert indices.typeless_mappings({"properties": {"a": {}}}) == {"properties": {"a": {}}}
+    assert unify_mappings({"properties": {"a": {}}}, "Error")[0] == {"properties": {"a": {}}}
 
 
 def test_big_shards_are_split_into_open_ended_seq_no_ranges() -> None:
-    spec = BackfillSpec.model_validate({"sourceRef": {"name": "a"}, "targetRef": {"name": "b"}})
-    service = BackfillService.__new__(BackfillService)
-    service.spec = spec
     plan = Plan([IndexPlan("big", "big", 120_000, [(0, 119_999, 120_000), (1, 9, 10)])])
-    items = service.items(plan)
+    items = work_items(plan)
     ranges = [(i.shard, i.seq_from, i.seq_to) for i in items]
+    assert OPEN_END == 2 ** 62
     assert ranges[:3] == [(0, 0, 40_000), (0, 40_000, 80_000), (0, 80_000, 2 ** 62)]
     assert ranges[3] == (1, 0, 2 ** 62)
     assert all(i.checkpoint == i.seq_from - 1 for i in items)
 
 
 def test_bulk_bodies_respect_max_bytes_and_keep_routing() -> None:
-    hits = [{"_id": str(i), "_routing": "r" if i == 0 else None, "_source": {"v": "x" * 100}}
+    hits = [Hit("s", str(i), "r" if i == 0 else None, b'{"v":"' + b"x" * 100 + b'"}')
             for i in range(10)]
-    sources = {h["_id"]: '{"v":"' + "x" * 100 + '"}' for h in hits}
-    chunks = _chunks(hits, sources, "t", CopySettings(max_bytes=400))
+    chunks = bulk_bodies(hits, "t", CopySettings(max_bytes=400))
     assert sum(len(ids) for ids, _ in chunks) == 10 and len(chunks) >= 4
-    assert '"routing": "r"' in chunks[0][1]
+    assert all(len(body) <= 400 for _, body in chunks)
+    assert b'"routing":"r"' in chunks[0][1]
 
 
 def test_progress_rate_and_eta() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ferry.api.cluster import ClusterSpec
+from ferry.clients.engine import engine_of
 from ferry.conditions import status_patch
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, SecretNotFound
 from ferry.handlers.cluster import referenced_objects
-from ferry.services.cluster.service import Observation, engine_of, index_totals
+from ferry.services.cluster.service import ClusterObservation, index_totals
 from ferry.services.cluster.status import (
     build_status,
     phase_of_error,
@@ -19,8 +20,8 @@ from ferry.services.cluster.status import (
 SPEC = ClusterSpec(endpoint="http://127.0.0.1:9200")
 
 
-def obs(health: str = "green", version: str = "2.19.6") -> Observation:
-    return Observation("opensearch", "opensearch", version, "c", health, 1, 1, 5,
+def obs(health: str = "green", version: str = "2.19.6") -> ClusterObservation:
+    return ClusterObservation("opensearch", "opensearch", version, "c", health, 1, 1, 5,
                        0 if health == "green" else 3, {"count": 1, "documents": 2,
                                                        "storeBytes": 3},
                        {"count": 1, "documents": 0, "storeBytes": 1})

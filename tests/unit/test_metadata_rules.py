@@ -9,9 +9,8 @@ from opensearchpy import exceptions as os_exc
 from ferry.api.backfill import BackfillSpec, TargetNaming
 from ferry.api.cluster import ClusterSpec
 from ferry.api.snapshot import Repository
+from ferry.clients.engine import engine_reason
 from ferry.errors import InvalidSpec
-from ferry.services.backfill.copy import check_pair
-from ferry.services.backfill.reconciler import restore_progress
 from ferry.services.backfill.restore import (
     IndexRecovery,
     RestoreIndex,
@@ -20,19 +19,18 @@ from ferry.services.backfill.restore import (
     restore_body,
     restore_refusal,
 )
-from ferry.services.backfill.status import resumes
-from ferry.services.metadata.service import (
+from ferry.services.backfill.status import restore_progress, resumes
+from ferry.services.metadata.mappings import (
     Allowlist,
-    Item,
-    MetadataResult,
     deep_merge,
-    engine_reason,
     is_system,
     known_refusals,
     rejected_settings,
     unify_mappings,
     with_parts,
 )
+from ferry.services.metadata.report import Item, MetadataResult
+from ferry.services.references import check_pair
 from ferry.services.snapshot.service import repository_body, repository_conflict
 
 

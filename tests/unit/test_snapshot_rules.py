@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from ferry.api.common import dump_status
 from ferry.api.snapshot import Repository, SnapshotSpec, SnapshotStatus
-from ferry.errors import ClusterUnreachable, FerryError, InvalidSpec
-from ferry.services.snapshot.service import (
+from ferry.clients.engine import Engine, EngineInfo, Refused
+from ferry.clients.kube import ObjectReader
+from ferry.errors import ClusterUnreachable, FerryError, InvalidSpec, SnapshotFailed
+from ferry.services.references import References, missing
+from ferry.services.snapshot.reconciler import (
+    SETTLED_RECHECK,
+    SnapshotReconciler,
+    deletion_retry_delay,
+)
+from ferry.services.snapshot.repository import (
     DOCUMENTED_FS_SETTINGS,
     DOCUMENTED_S3_SETTINGS,
+    Verification,
+    repository_body,
+    repository_conflict,
+)
+from ferry.services.snapshot.service import (
     IndexProgress,
-    Observation,
     Progress,
     SnapshotInfo,
-    Verification,
+    SnapshotObservation,
+    SnapshotService,
     index_expression,
     parse_snapshot_info,
     parse_status,
-    repository_body,
-    repository_conflict,
     snapshot_body,
     supports_snapshot_metadata,
 )
 from ferry.services.snapshot.status import (
+    SLOW_RETRY,
     build_status,
     needs_verification,
     percent_done,
     poll_delay,
+    retry_delay,
     settled,
     transition_events,
     with_verification,
@@ -149,8 +163,9 @@ def test_percent_by_bytes_else_shards_never_100_before_the_end() -> None:
 
 
 def test_in_progress_status_with_rate_eta_and_counts() -> None:
-    obs = Observation(info=info(), progress=progress(400, 1000), engine="elasticsearch",
-                      started=True, adopted=False, documents={"a": 5})
+    obs = SnapshotObservation(info=info(), progress=progress(400, 1000),
+                              engine="elasticsearch", started=True, adopted=False,
+                              documents={"a": 5})
     status = build_status({}, 3, "s", obs)
     assert status["phase"] == "InProgress"
     assert status["observedGeneration"] == 3
@@ -173,20 +188,21 @@ def test_in_progress_status_with_rate_eta_and_counts() -> None:
     events = transition_events({}, status, obs, "repo")
     assert [(e.type, e.reason) for e in events] == [("Normal", "Started")]
     # The next poll: counts are kept, no event.
-    later = Observation(info=info(), progress=progress(800, 1000), engine="elasticsearch")
+    later = SnapshotObservation(info=info(), progress=progress(800, 1000),
+                                engine="elasticsearch")
     again = build_status(status, 3, "s", later)
     assert again["indices"][0]["documents"] == 5 and again["documents"] == 5
     assert transition_events(status, again, later, "repo") == []
 
 
 def test_completed_then_verified_then_settled() -> None:
-    running = build_status({}, 1, "s", Observation(
+    running = build_status({}, 1, "s", SnapshotObservation(
         info=info(), progress=progress(1, 2), engine="opensearch", started=True,
         adopted=False, repository_registered=True))
     done_info = info("SUCCESS", end_ms=1_700_000_060_000, shards_total=3,
                      shards_successful=3, shards_failed=0)
-    done = build_status(running, 1, "s", Observation(info=done_info, progress=None,
-                                                     engine="opensearch"))
+    done = build_status(running, 1, "s", SnapshotObservation(info=done_info, progress=None,
+                                                             engine="opensearch"))
     assert done["phase"] == "Completed"
     assert done["completionTime"] == "2023-11-14T22:14:20Z"
     assert done["progress"]["percent"] == 100.0
@@ -196,8 +212,8 @@ def test_completed_then_verified_then_settled() -> None:
     assert (ready["status"], ready["reason"]) == ("True", "Completed")
     verified = with_verification(done, Verification("True", "FoundInRepository", "ok"), 1)
     assert settled(verified) and not needs_verification(verified)
-    events = transition_events(running, verified, Observation(done_info, None, "opensearch"),
-                               "repo")
+    events = transition_events(running, verified,
+                               SnapshotObservation(done_info, None, "opensearch"), "repo")
     assert [(e.type, e.reason) for e in events] == [("Normal", "Completed"),
                                                    ("Normal", "FoundInRepository")]
     SnapshotStatus.model_validate(verified)
@@ -208,8 +224,8 @@ def test_partial_lists_bounded_failures() -> None:
                  "status": "INTERNAL_SERVER_ERROR"} for n in range(30)]
     partial = info("PARTIAL", shards_total=32, shards_successful=2, shards_failed=30,
                    failures=failures)
-    status = build_status({}, 1, "s", Observation(partial, None, "elasticsearch",
-                                                  adopted=False))
+    status = build_status({}, 1, "s", SnapshotObservation(partial, None, "elasticsearch",
+                                                          adopted=False))
     assert status["phase"] == "PartiallyFailed"
     assert len(status["failures"]) == 20
     assert status["failures"][0] == {"index": "i0", "id": "shard 0",
@@ -221,7 +237,7 @@ def test_partial_lists_bounded_failures() -> None:
 
 
 def test_failed_snapshot_keeps_the_engines_reason() -> None:
-    status = build_status({}, 1, "s", Observation(
+    status = build_status({}, 1, "s", SnapshotObservation(
         info("FAILED", reason="Indices don't have primary shards [x]"), None, "opensearch",
         adopted=False))
     assert status["phase"] == "Failed"
@@ -242,8 +258,9 @@ def test_errors_before_and_after_the_start() -> None:
     assert [(e.type, e.reason) for e in transition_events(pending, failed, conflict, "r")] \
         == [("Warning", "RepositoryConflict")]
     # Once started, an unreachable cluster does not stop the snapshot inside it.
-    running = build_status({}, 1, "s", Observation(info(), progress(1, 2), "opensearch",
-                                                   started=True, adopted=False))
+    running = build_status({}, 1, "s", SnapshotObservation(info(), progress(1, 2),
+                                                           "opensearch", started=True,
+                                                           adopted=False))
     blip = build_status(running, 1, "s", unreachable)
     assert blip["phase"] == "InProgress"
     assert blip["progress"] == running["progress"]
@@ -275,3 +292,262 @@ def test_parse_engine_answers() -> None:
     # `processed` is left out once it equals `incremental`.
     done = parse_status({"stats": {"incremental": {"size_in_bytes": 100}}})
     assert done.bytes_done == 100
+
+
+# The condition table, the delays, the reconciler and the service's request paths.
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_condition_table_decides_each_phase() -> None:
+    # (phase, look, reason, (Ready, Progressing, Failed)) — written out here, not read
+    # from the table under test.
+    looks: list[tuple[str, SnapshotObservation | FerryError, str, tuple[str, str, str]]] = [
+        ("InProgress", SnapshotObservation(info(), progress(1, 2), "opensearch",
+                                           adopted=False), "InProgress",
+         ("False", "True", "False")),
+        ("Completed", SnapshotObservation(info("SUCCESS"), None, "opensearch",
+                                          adopted=False), "Completed",
+         ("True", "False", "False")),
+        ("PartiallyFailed", SnapshotObservation(info("PARTIAL"), None, "opensearch",
+                                                adopted=False), "PartiallyFailed",
+         ("False", "False", "True")),
+        ("Failed", SnapshotObservation(info("INCOMPATIBLE"), None, "opensearch",
+                                       adopted=False), "SnapshotFailed",
+         ("False", "False", "True")),
+        ("Pending", ClusterUnreachable("down", code="Timeout"), "Timeout",
+         ("False", "False", "False")),
+        ("Failed", InvalidSpec("spec does not parse: spec.repository: Field required"),
+         "InvalidSpec", ("False", "False", "True")),
+    ]
+    for phase, look, reason, expected in looks:
+        status = build_status({}, 2, "s", look)
+        assert status["phase"] == phase
+        assert conditions_of(status) == {
+            t: (s, reason) for t, s in zip(("Ready", "Progressing", "Failed"), expected,
+                                           strict=True)}
+        assert {c["message"] for c in status["conditions"]} == {status["message"]}
+        assert all(c["observedGeneration"] == 2 for c in status["conditions"])
+        dump_status(SnapshotStatus, status)  # no key the model does not know
+
+
+def test_unobserved_keeps_the_phase_and_a_missing_snapshot_fails() -> None:
+    done = build_status({}, 1, "s", SnapshotObservation(info("SUCCESS"), None, "opensearch",
+                                                        adopted=False))
+    blip = build_status(done, 1, "s", ClusterUnreachable("down", code="Timeout"))
+    assert blip["phase"] == "Completed"
+    assert conditions_of(blip) == {"Ready": ("False", "Timeout"),
+                                   "Progressing": ("Unknown", "Timeout"),
+                                   "Failed": ("False", "Timeout")}
+    gone = FerryError("snapshot s is no longer in repository r", code="SnapshotMissing",
+                      retryable=False)
+    missing = build_status(done, 1, "s", gone)
+    assert missing["phase"] == "Failed"
+    assert conditions_of(missing)["Failed"] == ("True", "SnapshotMissing")
+
+
+def test_retry_delay_backs_off_from_5_to_30_seconds() -> None:
+    retryable = ClusterUnreachable("down")
+    assert 4.5 <= retry_delay(retryable, 1) <= 5.5
+    assert 9.0 <= retry_delay(retryable, 2) <= 11.0
+    assert 27.0 <= retry_delay(retryable, 12) <= 33.0
+    assert retry_delay(FerryError("conflict", retryable=False), 1) == SLOW_RETRY == 300.0
+
+
+def test_deletion_retry_delay_is_capped_and_never_past_the_bound() -> None:
+    assert 1.8 <= deletion_retry_delay(0, elapsed=0, limit=600) <= 2.2
+    assert 3.6 <= deletion_retry_delay(1, elapsed=0, limit=600) <= 4.4
+    assert deletion_retry_delay(10, elapsed=0, limit=600) <= 30.0
+    assert deletion_retry_delay(10, elapsed=0, limit=600) >= 27.0
+    assert deletion_retry_delay(10, elapsed=595, limit=600) <= 5.0
+    assert deletion_retry_delay(10, elapsed=600, limit=600) == 1.0
+
+
+def test_snapshot_metadata_since_elasticsearch_7_3() -> None:
+    assert supports_snapshot_metadata("elasticsearch", "7.3.0")
+    assert not supports_snapshot_metadata("elasticsearch", "7.2.1")
+    assert not supports_snapshot_metadata("elasticsearch", "")
+    assert supports_snapshot_metadata("opensearch", "")
+
+
+class NoClusters(References):
+    """References in a namespace where no Cluster exists."""
+
+    def __init__(self) -> None:
+        super().__init__("ns", ObjectReader())
+        self.asked: list[str] = []
+
+    def engine(self, name: str, spec: Any = None, **overrides: Any) -> Engine:
+        self.asked.append(name)
+        raise missing("Cluster", name)
+
+
+SPEC = {"clusterRef": {"name": "source"},
+        "repository": {"name": "r", "type": "fs", "fs": {"location": "/r"}}}
+
+
+def view(spec: dict[str, Any], status: dict[str, Any], generation: int = 1
+         ) -> dict[str, Any]:
+    return {"metadata": {"name": "nightly", "namespace": "ns", "generation": generation},
+            "spec": spec, "status": status}
+
+
+def test_reconciler_without_its_cluster_is_pending_and_backs_off() -> None:
+    references = NoClusters()
+    reconciler = SnapshotReconciler("ns", "nightly", references)
+    first = reconciler.reconcile(view(SPEC, {}))
+    assert references.asked == ["source"]
+    assert first.status is not None
+    assert first.status["phase"] == "Pending"
+    assert first.status["snapshotName"] == "nightly"
+    assert conditions_of(first.status)["Ready"] == ("False", "ClusterNotFound")
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", "ClusterNotFound")]
+    assert 4.5 <= first.delay <= 5.5
+    second = reconciler.reconcile(view(SPEC, first.status))
+    assert second.events == []  # the same reason again: no second event
+    assert 9.0 <= second.delay <= 11.0
+    dump_status(SnapshotStatus, second.status)
+
+
+def test_reconciler_with_a_spec_the_models_refuse_fails_slowly() -> None:
+    references = NoClusters()
+    reconciler = SnapshotReconciler("ns", "nightly", references)
+    outcome = reconciler.reconcile(view({"clusterRef": {"name": "source"}}, {}))
+    assert references.asked == []  # nothing is asked of a cluster for a bad spec
+    assert outcome.status is not None and outcome.status["phase"] == "Failed"
+    assert conditions_of(outcome.status)["Failed"] == ("True", "InvalidSpec")
+    assert "spec.repository" in outcome.status["message"]
+    assert outcome.delay == SLOW_RETRY
+
+
+def test_settled_reconciler_only_keeps_observed_generation_current() -> None:
+    references = NoClusters()
+    reconciler = SnapshotReconciler("ns", "nightly", references)
+    done = build_status({}, 1, "nightly", SnapshotObservation(info("FAILED"), None,
+                                                              "opensearch", adopted=False))
+    assert settled(done)
+    same = reconciler.reconcile(view(SPEC, done, generation=1))
+    assert (same.status, same.events, same.delay) == (None, [], SETTLED_RECHECK)
+    changed = reconciler.reconcile(view(SPEC, done, generation=2))
+    assert changed.status == {**done, "observedGeneration": 2}
+    assert changed.events == [] and changed.delay == SETTLED_RECHECK
+    assert references.asked == []
+
+
+class FakeEngine(Engine):
+    """Answers from a table of (method, path) -> an answer or an error to raise."""
+
+    def __init__(self, answers: dict[tuple[str, str], Any], engine: str = "elasticsearch",
+                 version: str = "7.10.2") -> None:
+        super().__init__(cast(Any, None), "http://es:9200")
+        self.answers = answers
+        self.sent: list[tuple[str, str, bool]] = []
+        self._info = EngineInfo(engine, None, version)
+
+    def request(self, method: str, path: str, *, params: Any = None, body: Any = None,
+                headers: Any = None, missing_ok: bool = True) -> Any:
+        self.sent.append((method, path, missing_ok))
+        answer = self.answers.get((method, path))
+        if isinstance(answer, Exception):
+            raise answer
+        if answer is None and not missing_ok:
+            raise refused(404, "not_found: nothing here")
+        return answer
+
+
+def refused(status: int, reason: str) -> Refused:
+    return Refused(f"http://es:9200 answered HTTP {status}: {reason}", reason=reason,
+                   text=reason, status=status)
+
+
+REPO = Repository.model_validate({"name": "r", "type": "fs", "fs": {"location": "/r"}})
+
+
+def test_ensure_repository_registers_verifies_and_never_overwrites() -> None:
+    engine = FakeEngine({("PUT", "/_snapshot/r"): {"acknowledged": True},
+                         ("POST", "/_snapshot/r/_verify"): {"nodes": {}}})
+    assert SnapshotService(engine).ensure_repository(REPO, "elasticsearch") is True
+    assert [m for m, _, _ in engine.sent] == ["GET", "PUT", "POST"]
+    theirs = {"r": {"type": "fs", "settings": {"location": "/elsewhere"}}}
+    engine = FakeEngine({("GET", "/_snapshot/r"): theirs})
+    with pytest.raises(FerryError) as conflict:
+        SnapshotService(engine).ensure_repository(REPO, "elasticsearch")
+    assert (conflict.value.code, conflict.value.retryable) == ("RepositoryConflict", False)
+    assert [m for m, _, _ in engine.sent] == ["GET"]
+    same = {"r": {"type": "fs", "settings": {"location": "/r/", "readonly": "true"}}}
+    engine = FakeEngine({("GET", "/_snapshot/r"): same,
+                         ("POST", "/_snapshot/r/_verify"): {"nodes": {}}})
+    assert SnapshotService(engine).ensure_repository(REPO, "elasticsearch",
+                                                     readonly=True) is False
+
+
+def test_ensure_repository_refusals_keep_their_codes() -> None:
+    for answer, detail in ((None, "not_found: nothing here"),
+                           (refused(500, "repository_exception: no type [s3]"),
+                            "repository_exception: no type [s3]")):
+        engine = FakeEngine({("PUT", "/_snapshot/r"): answer})
+        with pytest.raises(FerryError) as invalid:
+            SnapshotService(engine).ensure_repository(REPO, "elasticsearch")
+        assert (invalid.value.code, invalid.value.retryable) == ("RepositoryInvalid", False)
+        assert invalid.value.message.startswith("cannot register repository r: ")
+        assert detail in invalid.value.message
+    engine = FakeEngine({("PUT", "/_snapshot/r"): {"acknowledged": True},
+                         ("POST", "/_snapshot/r/_verify"): refused(
+                             500, "repository_verification_exception: cannot write")})
+    with pytest.raises(FerryError) as unverified:
+        SnapshotService(engine).ensure_repository(REPO, "elasticsearch")
+    assert unverified.value.code == "RepositoryVerificationFailed"
+    assert "cannot write" in unverified.value.message
+
+
+def test_start_adopts_refuses_and_deletes_through_the_engine() -> None:
+    spec = SnapshotSpec.model_validate(SPEC)
+    path = "/_snapshot/r/s"
+    exists = refused(400, "invalid_snapshot_name_exception: snapshot with the same name "
+                     "already exists")
+    assert SnapshotService(FakeEngine({("PUT", path): exists})).start(spec, "s", None) \
+        is False
+    with pytest.raises(SnapshotFailed, match="the engine refused the snapshot: not_found"):
+        SnapshotService(FakeEngine({})).start(spec, "s", None)
+    with pytest.raises(SnapshotFailed) as failed:
+        SnapshotService(FakeEngine({("PUT", path): refused(400, "bad: x")})).start(
+            spec, "s", None)
+    assert not failed.value.retryable
+    listed = {"snapshots": [{"snapshot": "s", "uuid": "u", "state": "SUCCESS",
+                             "metadata": {"ferry.dev/owner": "ns/nightly"}}]}
+    assert SnapshotService(FakeEngine({})).get("r", "s") is None
+    assert SnapshotService(FakeEngine({})).delete("r", "s", "ns/nightly", False) == "NotFound"
+    theirs = FakeEngine({("GET", path): listed})
+    assert SnapshotService(theirs).delete("r", "s", "ns/other", False) == "NotOwned"
+    # Gone between the look and the DELETE: deleted all the same.
+    racing = FakeEngine({("GET", path): listed})
+    assert SnapshotService(racing).delete("r", "s", "ns/nightly", False) == "Deleted"
+    assert ("DELETE", path, True) in racing.sent
+
+
+def test_start_or_adopt_tags_the_owner_only_where_metadata_exists() -> None:
+    spec = SnapshotSpec.model_validate(SPEC)
+    running = {"snapshots": [{"snapshot": "s", "uuid": "u", "state": "IN_PROGRESS",
+                              "indices": ["a"]}]}
+
+    class Starting(FakeEngine):
+        def request(self, method: str, path: str, **kw: Any) -> Any:
+            if (method, path) == ("PUT", "/_snapshot/r/s"):
+                self.answers[("GET", "/_snapshot/r/s")] = running
+                self.body = kw.get("body")
+            return super().request(method, path, **kw)
+
+    answers = {("PUT", "/_snapshot/r"): {"acknowledged": True},
+               ("POST", "/_snapshot/r/_verify"): {},
+               ("PUT", "/_snapshot/r/s"): {"accepted": True},
+               ("POST", "/*,-.*/_search"): {"aggregations": {"by_index": {"buckets": [
+                   {"key": "a", "doc_count": 3}]}}}}
+    for version, tagged in (("7.10.2", True), ("6.8.23", False)):
+        engine = Starting(dict(answers), version=version)
+        observation = SnapshotService(engine).start_or_adopt(spec, "s", "ns/nightly")
+        assert (observation.started, observation.adopted) == (True, False)
+        assert observation.repository_registered and observation.documents == {"a": 3}
+        assert observation.engine == "elasticsearch"
+        assert ("metadata" in engine.body) is tagged

@@ -11,10 +11,9 @@ from pydantic import Field
 from ferry.api.common import (
     MAX_STATUS_LIST,
     ApiModel,
-    Condition,
     Failure,
     LocalObjectReference,
-    conditions_field,
+    TimedStatus,
     nested,
 )
 from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn, ScaleSubresource
@@ -299,17 +298,10 @@ class RestoreStatus(ApiModel):
     bytes_done: int | None = Field(default=None, description="Bytes recovered.")
 
 
-class BackfillStatus(ApiModel):
+class BackfillStatus(TimedStatus):
     """What the operator last observed about the Backfill."""
 
     phase: BackfillPhase | None = Field(default=None, description="Summary of the state.")
-    message: str | None = Field(default=None, description="Why it is in this phase.")
-    observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation this status was computed for."
-    )
-    conditions: list[Condition] = conditions_field()
-    start_time: datetime | None = Field(default=None, description="When copying started.")
-    completion_time: datetime | None = Field(default=None, description="When it ended.")
     workers: int | None = Field(
         default=None, description="Workers currently active (the scale subresource's replicas)."
     )

@@ -11,10 +11,9 @@ from ferry.api.common import (
     DATA_KEY,
     K8S_NAME,
     ApiModel,
-    Condition,
     ConfigMapKeySelector,
     SecretKeySelector,
-    conditions_field,
+    StatusBase,
     nested,
 )
 from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn
@@ -193,15 +192,10 @@ class IndexTotals(ApiModel):
     store_bytes: int = Field(default=0, ge=0, description="Bytes on disk, replicas included.")
 
 
-class ClusterStatus(ApiModel):
+class ClusterStatus(StatusBase):
     """What the operator last observed about the cluster."""
 
     phase: ClusterPhase | None = Field(default=None, description="Summary of the cluster's state.")
-    message: str | None = Field(default=None, description="Why the cluster is in this phase.")
-    observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation this status was computed for."
-    )
-    conditions: list[Condition] = conditions_field()
     last_checked_time: datetime | None = Field(
         default=None, description="When the cluster was last checked."
     )

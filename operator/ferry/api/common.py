@@ -124,7 +124,47 @@ class Failure(ApiModel):
     reason: str = Field(description="What went wrong, as reported by the engine or the operator.")
 
 
+class StatusBase(ApiModel):
+    """What every kind's status starts with."""
+
+    phase: str | None = Field(default=None, description="Summary of the state.")
+    message: str | None = Field(default=None, description="Why it is in this phase.")
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status was computed for."
+    )
+    conditions: list[Condition] = conditions_field()
+
+
+class TimedStatus(StatusBase):
+    """The status of a bounded job (Snapshot, Backfill): when it started and ended."""
+
+    start_time: datetime | None = Field(default=None, description="When the work started.")
+    completion_time: datetime | None = Field(default=None, description="When it ended.")
+
+
 M = TypeVar("M", bound=BaseModel)
+
+
+def dump_status(model: type[BaseModel], status: Any) -> dict[str, Any]:
+    """A status as it goes to the API server: validated by the kind's status model and
+    dumped by alias, unset fields left out. A key the model does not know is a bug in
+    the operator, not something to drop silently."""
+    parsed = status if isinstance(status, model) else model.model_validate(status)
+    known = {f.alias or name for name, f in model.model_fields.items()}
+    if isinstance(status, dict):
+        unknown = sorted(k for k, v in status.items() if k not in known and v is not None)
+        if unknown:
+            raise ValueError(f"{model.__name__} has no field(s) {', '.join(unknown)}")
+    return parsed.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def describe_validation(exc: ValidationError, root: str = "spec") -> str:
+    """The first problem of a failed parse, with the field's path as in the manifest:
+    ``spec.auth.basic.secretName: Field required (and 1 more)``."""
+    first = exc.errors()[0]
+    path = ".".join([root, *(str(p) for p in first["loc"])])
+    more = exc.error_count() - 1
+    return f"{path}: {first['msg']}" + (f" (and {more} more)" if more else "")
 
 
 def parse_spec(model: type[M], spec: Any) -> M:
@@ -135,6 +175,4 @@ def parse_spec(model: type[M], spec: Any) -> M:
     try:
         return model.model_validate(spec)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidSpec(f"spec does not parse: {exc.error_count()} error(s), first: "
-                          f"{first['loc']}: {first['msg']}") from None
+        raise InvalidSpec(f"spec does not parse: {describe_validation(exc)}") from None

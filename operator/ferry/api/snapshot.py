@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -10,10 +9,9 @@ from pydantic import Field
 from ferry.api.common import (
     MAX_STATUS_LIST,
     ApiModel,
-    Condition,
     Failure,
     LocalObjectReference,
-    conditions_field,
+    TimedStatus,
 )
 from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn
 
@@ -163,20 +161,13 @@ class SnapshotIndexStatus(ApiModel):
     )
 
 
-class SnapshotStatus(ApiModel):
+class SnapshotStatus(TimedStatus):
     """What the operator last observed about the snapshot."""
 
     phase: SnapshotPhase | None = Field(default=None, description="Summary of the state.")
-    message: str | None = Field(default=None, description="Why the snapshot is in this phase.")
-    observed_generation: int | None = Field(
-        default=None, description="The .metadata.generation this status was computed for."
-    )
-    conditions: list[Condition] = conditions_field()
     snapshot_name: str | None = Field(default=None, description="Name in the repository.")
     snapshot_uuid: str | None = Field(default=None, description="UUID of the snapshot.")
     engine_version: str | None = Field(default=None, description="Version that wrote it.")
-    start_time: datetime | None = Field(default=None, description="When the snapshot started.")
-    completion_time: datetime | None = Field(default=None, description="When it ended.")
     progress: SnapshotProgress | None = Field(default=None, description="Progress figures.")
     indices: list[SnapshotIndexStatus] = Field(
         default_factory=list, max_length=MAX_STATUS_LIST * 5,

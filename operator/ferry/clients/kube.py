@@ -6,12 +6,15 @@ import base64
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from ferry.api.common import dump_status
 from ferry.api.meta import GROUP, VERSION, KindInfo
+from ferry.conditions import status_patch
 from ferry.errors import ReferenceNotFound, SecretNotFound
 
 _lock = threading.Lock()
@@ -104,12 +107,60 @@ def get_object(kind: KindInfo, namespace: str, name: str) -> dict[str, Any] | No
         raise
 
 
-def patch_status(kind: KindInfo, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """A JSON merge patch of the status subresource (None values delete keys)."""
+def patch_status(kind: KindInfo, namespace: str, name: str, status: dict[str, Any],
+                 resource_version: str | None = None) -> dict[str, Any]:
+    """A JSON merge patch of the status subresource (None values delete keys). With a
+    resourceVersion the API server refuses it (409) if the object changed since."""
     api = client.CustomObjectsApi(api_client())
-    api.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, kind.plural, name, {"status": status},
+    body: dict[str, Any] = {"status": status}
+    if resource_version is not None:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, kind.plural, name, body,
         _content_type="application/merge-patch+json")
+
+
+@dataclass
+class StatusCopy:
+    """The status as last written (or read) and the resourceVersion it was read at."""
+
+    status: dict[str, Any]
+    resource_version: str | None = None
+
+
+STATUS_WRITE_ATTEMPTS = 5
+
+
+def write_status(kind: KindInfo, namespace: str, name: str, current: StatusCopy,
+                 new: dict[str, Any]) -> StatusCopy:
+    """The one status writer: ``new`` (the whole status, validated and dumped through
+    the kind's status model) replaces ``current`` if it differs. The patch carries
+    ``current``'s resourceVersion; when another writer (a delete handler, a second
+    operator replica) changed the object meanwhile, the API server answers 409 and the
+    patch is recomputed against what is there now, so no update is lost unseen.
+    Returns what was written; the object being gone is not an error."""
+    wanted = dump_status(kind.status, new)
+    for _ in range(STATUS_WRITE_ATTEMPTS):
+        if wanted == current.status:
+            return current
+        patch = status_patch(current.status, wanted)
+        try:
+            result = patch_status(kind, namespace, name, patch, current.resource_version)
+        except ApiException as exc:
+            if exc.status == 404:
+                return current
+            if exc.status != 409:
+                raise
+            fresh = get_object(kind, namespace, name)
+            if fresh is None:
+                return current
+            current = StatusCopy(dict(fresh.get("status") or {}),
+                                 fresh["metadata"].get("resourceVersion"))
+            continue
+        return StatusCopy(dict(result.get("status") or wanted),
+                          result.get("metadata", {}).get("resourceVersion"))
+    raise ApiException(status=409, reason=f"status of {kind.kind} {namespace}/{name} kept "
+                       "changing under the operator")
 
 
 def find_object(kind: KindInfo, namespace: str, name: str) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
-"""The search client factory: from a Cluster spec and its Secrets to an opensearch-py
-client, for Elasticsearch and OpenSearch alike. Every auth and TLS mode lives here."""
+"""The search client factory: from a Cluster spec and its Secrets to an :class:`Engine`
+(an opensearch-py client behind Ferry's one request path), for Elasticsearch and
+OpenSearch alike. Every auth and TLS mode lives here; requests live in ``engine``."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from typing import Any
 
 import urllib3
 from opensearchpy import OpenSearch
-from opensearchpy import exceptions as os_exc
 
 from ferry.api.cluster import ClusterSpec
+from ferry.clients.engine import Engine
 from ferry.clients.kube import ObjectReader
-from ferry.errors import AuthenticationFailed, ClusterUnreachable, EngineError, FerryError
+from ferry.errors import FerryError
 
 # Only the operator's own messages about a cluster are useful; the client's request
 # lines at INFO would repeat every health check.
@@ -35,10 +36,13 @@ class SearchConnection:
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     timeout: int = 30
     max_retries: int = 3
-    insecure: bool = False
-    auth_method: str = "none"
 
-    def client(self, **overrides: Any) -> OpenSearch:
+    def engine(self, **overrides: Any) -> Engine:
+        """A new Engine on this connection (``overrides``: client options, e.g. the
+        connection pool size)."""
+        return Engine(self._client(**overrides), self.url)
+
+    def _client(self, **overrides: Any) -> OpenSearch:
         kwargs: dict[str, Any] = {
             "hosts": [self.url],
             "timeout": self.timeout,
@@ -128,78 +132,17 @@ def connection_for(spec: ClusterSpec, namespace: str, reader: ObjectReader) -> S
     """Resolve a Cluster spec into a connection. Raises SecretNotFound and friends."""
     conn = SearchConnection(url=spec.endpoint.rstrip("/"),
                             timeout=spec.connection.timeout_seconds,
-                            max_retries=spec.connection.max_retries,
-                            insecure=spec.tls.insecure_skip_verify)
+                            max_retries=spec.connection.max_retries)
     auth = spec.auth
     if auth is not None and auth.basic is not None:
         b = auth.basic
         conn.http_auth = (reader.secret_key(namespace, b.secret_name, b.username_key),
                           reader.secret_key(namespace, b.secret_name, b.password_key))
-        conn.auth_method = "basic"
     elif auth is not None and auth.api_key is not None:
         ref = auth.api_key.secret_ref
         conn.headers["Authorization"] = f"ApiKey {reader.secret_key(namespace, ref.name, ref.key)}"
-        conn.auth_method = "apiKey"
     elif auth is not None and auth.sigv4 is not None:
         conn.http_auth = _sigv4_auth(spec, namespace, reader)
-        conn.auth_method = "sigv4"
     if conn.url.startswith("https://"):
         conn.ssl_context = _ssl_context(spec, namespace, reader)
     return conn
-
-
-def classify(exc: BaseException, url: str) -> FerryError:
-    """Turn a client exception into a FerryError with a reason a person can act on."""
-    if isinstance(exc, FerryError):
-        return exc
-    if isinstance(exc, os_exc.SSLError) or _caused_by(exc, ssl.SSLError):
-        detail = _root_message(exc)
-        return ClusterUnreachable(f"TLS handshake with {url} failed: {detail}", code="TLSError")
-    if isinstance(exc, os_exc.ConnectionTimeout):
-        return ClusterUnreachable(f"{url} did not answer in time", code="Timeout")
-    if isinstance(exc, os_exc.ConnectionError):
-        text = _root_message(exc)
-        if _caused_by(exc, ConnectionRefusedError) or "refused" in text.lower():
-            return ClusterUnreachable(f"connection to {url} refused", code="ConnectionRefused")
-        if "resolve" in text.lower() or "name or service not known" in text.lower():
-            return ClusterUnreachable(f"cannot resolve the host of {url}", code="DNSFailure")
-        if "timed out" in text.lower():
-            return ClusterUnreachable(f"{url} did not answer in time", code="Timeout")
-        return ClusterUnreachable(f"cannot connect to {url}: {text}", code="ConnectionFailed")
-    if isinstance(exc, os_exc.AuthenticationException):
-        return AuthenticationFailed(f"{url} rejected the credentials (HTTP 401)")
-    if isinstance(exc, os_exc.AuthorizationException):
-        return AuthenticationFailed(f"{url} denied access (HTTP 403): the user lacks a "
-                                    "needed privilege", code="AuthorizationFailed")
-    if isinstance(exc, os_exc.TransportError):
-        status = exc.status_code if isinstance(exc.status_code, int) else 0
-        return EngineError(f"{url} answered HTTP {exc.status_code}: {exc.error}",
-                           retryable=status == 429 or status >= 500)
-    return FerryError(f"unexpected error talking to {url}: {type(exc).__name__}: {exc}")
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        stack += [e.__cause__, e.__context__]
-        info = getattr(e, "info", None)
-        if isinstance(info, BaseException):
-            stack.append(info)
-        reason = getattr(e, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    return any(isinstance(e, kind) for e in _chain(exc))
-
-
-def _root_message(exc: BaseException) -> str:
-    messages = [str(e) for e in _chain(exc) if str(e)]
-    return messages[-1] if messages else type(exc).__name__

@@ -1,29 +1,17 @@
-"""Cluster handlers: one monitoring loop per Cluster, woken by spec and Secret changes."""
+"""Cluster handlers: one monitoring loop per Cluster, woken by spec and Secret changes.
+What a pass does is ``services/cluster/reconciler.py``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import kopf
 
 from ferry.api import GROUP, VERSION, Cluster
-from ferry.api.cluster import ClusterSpec
-from ferry.api.common import parse_spec
-from ferry.clients import kube
-from ferry.conditions import status_patch
-from ferry.errors import FerryError
-from ferry.events import announce
+from ferry.handlers import daemon
 from ferry.runtime import Runtime
-from ferry.services import backoff
-from ferry.services.cluster.service import Observation
-from ferry.services.cluster.status import (
-    build_status,
-    transition_events,
-    write_due,
-)
+from ferry.services.cluster.reconciler import ClusterReconciler
 
 log = logging.getLogger("ferry.cluster")
 
@@ -58,7 +46,7 @@ def _referenced_changed(kind: str, namespace: str, name: str, index: kopf.Index,
     runtime.reader.invalidate(namespace, name)
     for cluster in index.get((kind, namespace, name), []):
         log.info("%s %s/%s changed: re-checking Cluster %s", kind, namespace, name, cluster)
-        runtime.cluster_triggers.poke(namespace, cluster)
+        runtime.triggers.poke(Cluster.kind, namespace, cluster)
 
 
 @kopf.on.event("v1", "secrets")
@@ -75,67 +63,11 @@ def configmap_event(namespace: str, name: str, cluster_refs: kopf.Index, memo: R
 
 @kopf.on.update(GROUP, VERSION, Cluster.plural, field="spec")
 def spec_changed(namespace: str, name: str, memo: Runtime, **_: Any) -> None:
-    memo.cluster_triggers.poke(namespace, name)
-
-
-async def check_once(runtime: Runtime, namespace: str, name: str, body: kopf.Body,
-                     ) -> tuple[dict[str, Any], Observation | FerryError]:
-    """One health check and, if due, one status write. Returns the new status."""
-    previous = dict(body.get("status") or {})
-    generation = body.get("metadata", {}).get("generation")
-    try:
-        spec = parse_spec(ClusterSpec, dict(body["spec"]))
-        outcome: Observation | FerryError = await runtime.run(
-            runtime.clusters.observe, spec, namespace)
-    except FerryError as exc:
-        outcome = exc
-        spec = ClusterSpec.model_construct(**_safe_spec(body))
-    new = build_status(previous, spec, generation, outcome)
-    if write_due(previous, new):
-        await runtime.run(kube.patch_status, Cluster, namespace, name,
-                          status_patch(previous, new))
-    for event in transition_events(previous, new):
-        announce(body, event.type, event.reason, event.message)
-    return new, outcome
-
-
-def _safe_spec(body: kopf.Body) -> dict[str, Any]:
-    """Enough of a spec to build a status when the real one does not parse."""
-    from ferry.api.cluster import ClusterTLS
-
-    spec = dict(body.get("spec") or {})
-    return {"endpoint": str(spec.get("endpoint", "")), "read_only": bool(spec.get("readOnly")),
-            "tls": ClusterTLS.model_construct(
-                insecure_skip_verify=bool((spec.get("tls") or {}).get("insecureSkipVerify")))}
-
-
-def next_delay(body: kopf.Body, outcome: Observation | FerryError, failures: int) -> float:
-    interval = float(((body.get("spec") or {}).get("healthCheck") or {}).get(
-        "intervalSeconds", 60))
-    if isinstance(outcome, FerryError) and outcome.retryable:
-        # Unreachable: retry sooner, backing off up to the normal interval.
-        return backoff.exponential(failures - 1, base=5.0, cap=interval)
-    return backoff.jittered(interval)
+    memo.triggers.poke(Cluster.kind, namespace, name)
 
 
 @kopf.daemon(GROUP, VERSION, Cluster.plural, cancellation_timeout=10.0)
-async def monitor(stopped: kopf.DaemonStopped, namespace: str, name: str, body: kopf.Body,
-                  memo: Runtime, **_: Any) -> None:
+async def reconcile_cluster(stopped: kopf.DaemonStopped, namespace: str, body: kopf.Body,
+                            memo: Runtime, **_: Any) -> None:
     """Checks the cluster now and then every healthCheck.intervalSeconds (jittered)."""
-    trigger = memo.cluster_triggers.register(namespace, name)
-    failures = 0
-    try:
-        while not stopped:
-            trigger.clear()
-            try:
-                _, outcome = await check_once(memo, namespace, name, body)
-            except Exception as exc:  # never let one resource kill its loop
-                log.exception("Cluster %s/%s: check failed unexpectedly", namespace, name)
-                outcome = FerryError(f"internal error: {type(exc).__name__}")
-            failures = failures + 1 if isinstance(outcome, FerryError) else 0
-            delay = next_delay(body, outcome, failures)
-            # kopf cancels this task on deletion and shutdown, ending the wait too.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(trigger.wait(), timeout=delay)
-    finally:
-        memo.cluster_triggers.unregister(namespace, name)
+    await daemon.run(Cluster, body, memo, stopped, ClusterReconciler(namespace, memo.reader))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ferry.conditions import rfc3339
 from ferry.repository import smile
 from ferry.repository.blobs import BlobNotFound, BlobStore
 
@@ -76,7 +77,7 @@ class RepositoryContents:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return rfc3339(value) if value else None
 
 
 def version_from_id(version_id: int) -> str:

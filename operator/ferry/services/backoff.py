@@ -1,4 +1,4 @@
-"""Delays between retries: exponential, capped, jittered."""
+"""The one way Ferry waits before trying again: exponential, capped, jittered."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import random
 
 
 def jittered(seconds: float, fraction: float = 0.1) -> float:
+    """``seconds`` give or take ``fraction``, so many resources never retry in step."""
     return seconds * (1 + random.uniform(-fraction, fraction))
 
 
-def exponential(attempt: int, base: float, cap: float) -> float:
-    """attempt 0 -> base, doubling, never above cap, with 10% jitter."""
-    return jittered(min(cap, base * (2 ** max(0, attempt))))
+def delay(attempt: int, base: float, cap: float, fraction: float = 0.1,
+          factor: float = 2.0) -> float:
+    """attempt 0 -> base, times ``factor`` per attempt, never above cap, jittered by
+    ``fraction`` (0: exact, for a polling schedule)."""
+    return jittered(min(cap, base * factor ** max(0, attempt)), fraction)

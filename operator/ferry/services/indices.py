@@ -1,4 +1,5 @@
-"""Index selection and target index creation, shared by Snapshot and Backfill."""
+"""Index selection, target naming and creatable settings, shared by Snapshot and
+Backfill."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ferry.api.backfill import TargetNaming
+
+# The mark in a target index's mappings `_meta` naming the Backfill (uid) that created
+# it: what Ferry created it may write into again (after a restart) and tune.
+META_KEY = "ferry.dev/backfill"
 
 # Settings an engine sets itself; copying them into a new index is refused or wrong.
 INTERNAL_SETTINGS = (
@@ -24,7 +29,9 @@ INTERNAL_SETTINGS = (
 )
 
 
-def is_system(name: str) -> bool:
+def is_system_index(name: str) -> bool:
+    """The one rule for "system index": dot-prefixed (engine and plugin indices, and
+    Ferry's own coordination indices). Selections, totals and allowlists all use it."""
     return name.startswith(".")
 
 
@@ -36,13 +43,13 @@ def select(names: Iterable[str], patterns: list[str]) -> list[str]:
     """
     names = sorted(names)
     if not patterns:
-        return [n for n in names if not is_system(n)]
+        return [n for n in names if not is_system_index(n)]
     chosen: list[str] = []
     for pattern in patterns:
         exclude = pattern.startswith("-")
         pat = pattern[1:] if exclude else pattern
         matched = [n for n in names if fnmatch.fnmatchcase(n, pat)
-                   and (pat.startswith(".") or not is_system(n))]
+                   and (pat.startswith(".") or not is_system_index(n))]
         if exclude:
             chosen = [n for n in chosen if n not in matched]
         else:
@@ -77,14 +84,3 @@ def creatable_settings(index_settings: Mapping[str, Any], replicas: int | None
         out["index.number_of_replicas"] = replicas
         out.pop("index.auto_expand_replicas", None)
     return out
-
-
-def typeless_mappings(mappings: Mapping[str, Any]) -> dict[str, Any]:
-    """ES 6 style ``{type: {properties...}}`` with one custom type → typeless."""
-    if "properties" in mappings or not mappings:
-        return dict(mappings)
-    if len(mappings) == 1:
-        (only,) = mappings.values()
-        if isinstance(only, Mapping):
-            return dict(only)
-    return dict(mappings)

@@ -15,11 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opensearchpy import OpenSearch
-
-from ferry.clients.search import classify
+from ferry.clients.engine import Engine
 from ferry.errors import FerryError
 from ferry.services.backfill.copier import CopySettings, TokenBucket, copy_item
+from ferry.services.backfill.documents import DocumentSource
 from ferry.services.backfill.workitems import WorkItemStore
 
 log = logging.getLogger("ferry.backfill")
@@ -28,8 +27,8 @@ IDLE_SECONDS = 2.0
 
 @dataclass
 class CopyContext:
-    source: OpenSearch
-    target: OpenSearch
+    source: DocumentSource
+    target: Engine
     store: WorkItemStore
     settings: CopySettings
     throttle: TokenBucket
@@ -91,9 +90,8 @@ class WorkerPool:
             except FerryError as exc:
                 log.warning("worker %s: %s", holder, exc.message)
                 time.sleep(IDLE_SECONDS)
-            except Exception as exc:  # a worker never dies silently, nor kills the pool
-                error = classify(exc, "a cluster of this Backfill")
-                log.warning("worker %s: %s; retrying", holder, error.message)
+            except Exception:  # a worker never dies silently, nor kills the pool
+                log.exception("worker %s: unexpected error; retrying", holder)
                 time.sleep(IDLE_SECONDS)
 
     def close(self, timeout: float = 60.0) -> None:

@@ -6,31 +6,25 @@ under their target names (rename pattern), recovery (``_recovery``) is followed 
 same progress block the copy method fills, and the restored indices are verified
 against the per-index document counts the Snapshot recorded when it was taken.
 
-Free of kopf; ``restore_refusal`` and ``rename_groups`` are pure and unit-tested.
+Free of kopf; every request goes through the target's :class:`Engine`.
+``restore_refusal`` and ``rename_groups`` are pure and unit-tested.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from opensearchpy import exceptions as os_exc
-from pydantic import ValidationError
-
-from ferry.api import Cluster, Snapshot
+from ferry.api import Cluster
 from ferry.api.backfill import BackfillSpec, TargetNaming
-from ferry.api.snapshot import Repository, SnapshotSpec
+from ferry.api.snapshot import Repository
 from ferry.clients import kube
-from ferry.clients.search import SearchConnection, classify
-from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
+from ferry.clients.engine import Engine, Refused, engine_name, quote, version_tuple
+from ferry.errors import FerryError, InvalidSpec
 from ferry.services import indices as idx
-from ferry.services.backfill.copy import Endpoints
-from ferry.services.cluster.service import engine_of
-from ferry.services.metadata.service import engine_name, engine_reason, version_tuple
+from ferry.services.references import Endpoints, References
 from ferry.services.snapshot.service import SnapshotService
 
 log = logging.getLogger("ferry.restore")
@@ -211,18 +205,15 @@ class RestoreProgress:
         return total
 
 
-def snapshot_source(namespace: str, spec: BackfillSpec, source_client: Any,
-                    source_url: str) -> SnapshotSource:
+def snapshot_source(references: References, spec: BackfillSpec, source: Engine
+                    ) -> SnapshotSource:
     """Read the referenced Snapshot resource. Waits (retryable) while it is not yet
     Completed; refuses one that failed. The source cluster is asked for the index list
     only when the Snapshot's status list is cut short."""
     ref = spec.source.snapshot_ref
     if ref is None:
         raise InvalidSpec("method restore needs source.snapshotRef")
-    obj = kube.find_object(Snapshot, namespace, ref.name)
-    if obj is None:
-        raise ReferenceNotFound(f"Snapshot {ref.name} not found in this namespace",
-                                code="SnapshotNotFound")
+    obj, snap_spec = references.snapshot(ref.name)
     status = obj.get("status") or {}
     phase = status.get("phase") or "Pending"
     if phase in ("Failed", "PartiallyFailed"):
@@ -231,25 +222,18 @@ def snapshot_source(namespace: str, spec: BackfillSpec, source_client: Any,
     if phase != "Completed":
         raise FerryError(f"waiting for Snapshot {ref.name} to complete (it is {phase})",
                          code="SnapshotNotReady", retryable=True)
-    try:
-        snap_spec = SnapshotSpec.model_validate(obj.get("spec") or {})
-    except ValidationError:
-        raise InvalidSpec(f"Snapshot {ref.name} has a spec that does not parse") from None
     version = str(status.get("engineVersion") or "")
-    cluster = kube.get_object(Cluster, namespace, snap_spec.cluster_ref.name) or {}
+    cluster = kube.get_object(Cluster, references.namespace, snap_spec.cluster_ref.name) or {}
     engine = (cluster.get("status") or {}).get("engine") or _guess_engine(version)
     rows = status.get("indices") or []
     names = [r["name"] for r in rows]
     total = status.get("indicesTotal") or len(names)
     if total > len(names):
         # The status list is bounded: ask the cluster that took it for the whole list.
-        repo = urllib.parse.quote(snap_spec.repository.name, safe="")
-        name = urllib.parse.quote(str(status.get("snapshotName") or ref.name), safe="")
-        try:
-            got = source_client.transport.perform_request("GET", f"/_snapshot/{repo}/{name}")
-            names = sorted((got.get("snapshots") or [{}])[0].get("indices") or names)
-        except Exception as exc:
-            raise classify(exc, source_url) from None
+        repo = quote(snap_spec.repository.name)
+        name = quote(str(status.get("snapshotName") or ref.name))
+        got = source.request("GET", f"/_snapshot/{repo}/{name}", missing_ok=False)
+        names = sorted((got.get("snapshots") or [{}])[0].get("indices") or names)
     return SnapshotSource(
         resource=ref.name, snapshot=str(status.get("snapshotName") or
                                         snap_spec.snapshot_name or ref.name),
@@ -266,38 +250,12 @@ class RestoreService:
         self.ep = endpoints
         self.spec = spec
         self.snap = snap
-        self.client = endpoints.target
-        self.url = endpoints.target_url
-        self._engine: tuple[str, str] | None = None
-
-    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              body: Any = None) -> Any:
-        try:
-            return self.client.transport.perform_request(method, path, params=params,
-                                                         body=body)
-        except os_exc.NotFoundError:
-            return None
-        except os_exc.TransportError as exc:
-            if isinstance(exc, os_exc.ConnectionError):
-                raise classify(exc, self.url) from None
-            status = exc.status_code if isinstance(exc.status_code, int) else 0
-            text = json.dumps(exc.info) if isinstance(exc.info, dict) else str(exc.error)
-            if status in (401, 403):
-                raise classify(exc, self.url) from None
-            # A refused restore is HTTP 500 with snapshot_restore_exception: not transient.
-            retryable = (status == 429 or status >= 500) and \
-                "snapshot_restore_exception" not in text
-            raise FerryError(f"{self.url} answered HTTP {status} to {method} {path}: "
-                             f"{engine_reason(exc)}", code="EngineError",
-                             retryable=retryable) from None
-        except Exception as exc:
-            raise classify(exc, self.url) from None
+        self.target = endpoints.target
 
     def target_engine(self) -> tuple[str, str]:
-        if self._engine is None:
-            engine, _, version = engine_of(self._call("GET", "/") or {})
-            self._engine = (engine, version)
-        return self._engine
+        """(engine, version) of the target."""
+        info = self.target.info()
+        return info.engine, info.version
 
     # -- before anything is written --------------------------------------------------------
 
@@ -326,7 +284,7 @@ class RestoreService:
         restore cannot write into an existing index."""
         ours: set[str] = set()
         for index in plan:
-            got = self._call("GET", f"/{urllib.parse.quote(index.target, safe='')}/_recovery")
+            got = self.target.request("GET", f"/{quote(index.target)}/_recovery")
             if got is None:
                 continue
             shards = (got.get(index.target) or {}).get("shards") or []
@@ -346,33 +304,32 @@ class RestoreService:
     # -- the restore -------------------------------------------------------------------------
 
     def register_repository(self) -> bool:
-        engine, _ = self.target_engine()
-        service = SnapshotService(SearchConnection(url=self.url), self.client)
-        return service.ensure_repository(self.snap.repository, engine, readonly=True)
+        info = self.target.info()
+        return SnapshotService(self.target).ensure_repository(self.snap.repository,
+                                                              info.engine, readonly=True)
 
     def start(self, plan: list[RestoreIndex]) -> int:
         """Start restoring what is not restored yet; returns the number of requests."""
         ours = self.restored_by_us(plan)
         todo = [i.source for i in plan if i.target not in ours]
-        repo = urllib.parse.quote(self.snap.repository.name, safe="")
-        name = urllib.parse.quote(self.snap.snapshot, safe="")
+        repo = quote(self.snap.repository.name)
+        name = quote(self.snap.snapshot)
         global_state = self.spec.restore.include_global_state and not ours
         started = 0
         for names, pattern, replacement in rename_groups(todo, self.spec.target_naming):
             body = restore_body(names, pattern, replacement, self.spec, global_state)
             global_state = False  # the cluster state is restored once
             try:
-                self._call("POST", f"/_snapshot/{repo}/{name}/_restore",
-                           params={"wait_for_completion": "false"}, body=body)
-            except FerryError as exc:
-                if exc.retryable:
-                    raise
+                self.target.request("POST", f"/_snapshot/{repo}/{name}/_restore",
+                                    params={"wait_for_completion": "false"}, body=body)
+            except Refused as exc:
+                # A refused restore: HTTP 4xx, or 500 with snapshot_restore_exception.
                 raise FerryError(f"the target refused to restore {', '.join(names[:5])} from "
                                  f"snapshot {self.snap.snapshot}: {exc.message}. {COPY_HINT}",
                                  code="RestoreFailed", retryable=False) from None
             started += 1
             log.info("restoring %d indices of snapshot %s on %s", len(names),
-                     self.snap.snapshot, self.url)
+                     self.snap.snapshot, self.target.url)
         return started
 
     def progress(self, plan: list[RestoreIndex]) -> RestoreProgress:
@@ -380,9 +337,9 @@ class RestoreService:
         targets = [i.target for i in plan]
         for start in range(0, len(targets), NAMES_PER_REQUEST):
             chunk = targets[start:start + NAMES_PER_REQUEST]
-            expression = ",".join(urllib.parse.quote(t, safe="") for t in chunk)
-            got = self._call("GET", f"/{expression}/_recovery",
-                             params={"ignore_unavailable": "true"}) or {}
+            expression = ",".join(quote(t) for t in chunk)
+            got = self.target.request("GET", f"/{expression}/_recovery",
+                                      params={"ignore_unavailable": "true"}) or {}
             for target in chunk:
                 shards = [s for s in (got.get(target) or {}).get("shards") or []
                           if s.get("primary")]
@@ -402,7 +359,7 @@ class RestoreService:
                         rec.bytes_done += total
                     else:
                         rec.bytes_done += min(done, total)
-            rows = self._call("GET", f"/_cat/shards/{expression}", params={
+            rows = self.target.request("GET", f"/_cat/shards/{expression}", params={
                 "format": "json", "h": "index,shard,prirep,state,unassigned.reason,"
                 "unassigned.details"}) or []
             for row in rows:
@@ -416,11 +373,11 @@ class RestoreService:
 
     def verify(self, plan: list[RestoreIndex]) -> list[dict[str, Any]]:
         """Per index: documents on the target against the count the Snapshot recorded."""
-        targets = ",".join(urllib.parse.quote(i.target, safe="") for i in plan)
-        self._call("POST", f"/{targets}/_refresh")
+        targets = ",".join(quote(i.target) for i in plan)
+        self.target.request("POST", f"/{targets}/_refresh")
         rows = []
         for index in plan:
-            got = self._call("GET", f"/{urllib.parse.quote(index.target, safe='')}/_count")
+            got = self.target.request("GET", f"/{quote(index.target)}/_count")
             count = int((got or {}).get("count", 0))
             row: dict[str, Any] = {"name": index.source, "target": index.target,
                                    "targetCount": count}

@@ -10,15 +10,19 @@ resuming from its checkpoint.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from opensearchpy import ConflictError, NotFoundError, OpenSearch
-
 from ferry.api.common import MAX_STATUS_LIST
+from ferry.clients.engine import Conflict, Engine, Refused, quote
+from ferry.errors import TargetRejected
 
 PLAN_ID = "plan"
+# The end of an open-ended item: documents written after planning get higher _seq_nos,
+# so a shard's last range has no upper bound (any value above every real _seq_no).
+OPEN_END = 2 ** 62
 FAILURES_PER_ITEM = MAX_STATUS_LIST
 
 MAPPING = {
@@ -111,28 +115,43 @@ class Summary:
 
 
 class WorkItemStore:
-    def __init__(self, client: OpenSearch, index: str, lease_seconds: float = 60.0) -> None:
-        self.client = client
+    """The coordination index of one Backfill. Every call is blocking and raises a
+    classified FerryError (the engine layer's), so callers never see client errors."""
+
+    def __init__(self, engine: Engine, index: str, lease_seconds: float = 60.0) -> None:
+        self.engine = engine
         self.index = index
         self.lease_ms = int(lease_seconds * 1000)
+        self._path = f"/{quote(index)}"
+
+    def _doc(self, doc_id: str) -> str:
+        return f"{self._path}/_doc/{quote(doc_id)}"
+
+    def _get(self, doc_id: str) -> dict[str, Any] | None:
+        return self.engine.request("GET", self._doc(doc_id))
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.engine.request("POST", f"{self._path}/_search", body=body,
+                                   missing_ok=False)
 
     # -- planning -----------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return bool(self.client.indices.exists(index=self.index))
+        return self.engine.exists(self._path)
 
     def create(self) -> None:
         body = {"settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1",
                                        "hidden": True, "refresh_interval": "1s"}},
                 "mappings": MAPPING}
-        self.client.indices.create(index=self.index, body=body, ignore=400)
+        try:
+            self.engine.request("PUT", self._path, body=body)
+        except Refused as exc:
+            if "already_exists" not in exc.text:
+                raise
 
     def planned(self) -> dict[str, Any] | None:
-        try:
-            doc = self.client.get(index=self.index, id=PLAN_ID)
-        except NotFoundError:
-            return None
-        return doc["_source"].get("plan")
+        doc = self._get(PLAN_ID)
+        return doc["_source"].get("plan") if doc and doc.get("found", True) else None
 
     def write_plan(self, items: list[WorkItem], plan: dict[str, Any]) -> None:
         """Items first, then the plan marker: workers start only once the marker exists,
@@ -142,17 +161,22 @@ class WorkItemStore:
             lines += [{"index": {"_index": self.index, "_id": item.id}},
                       item.source("waiting", None, 0)]
         for start in range(0, len(lines), 2000):
-            self.client.bulk(body=lines[start:start + 2000], refresh="wait_for")
-        self.client.index(index=self.index, id=PLAN_ID,
-                          body={"kind": "plan", "plan": plan, "updated": now_ms()},
-                          refresh="wait_for")
+            body = "".join(json.dumps(line) + "\n" for line in lines[start:start + 2000])
+            result = self.engine.request("POST", "/_bulk", body=body,
+                                         params={"refresh": "wait_for"})
+            if result.get("errors"):
+                raise TargetRejected(f"the target refused work items of {self.index}",
+                                     retryable=True)
+        self.engine.request("PUT", self._doc(PLAN_ID),
+                            body={"kind": "plan", "plan": plan, "updated": now_ms()},
+                            params={"refresh": "wait_for"})
 
     def reset(self) -> None:
         self.delete()
         self.create()
 
     def delete(self) -> None:
-        self.client.indices.delete(index=self.index, ignore=[404])
+        self.engine.request("DELETE", self._path)
 
     # -- working ------------------------------------------------------------------------
 
@@ -165,36 +189,34 @@ class WorkItemStore:
 
     def claim(self, holder: str) -> WorkItem | None:
         """Claim one waiting or expired item, or None when there is none right now."""
-        found = self.client.search(index=self.index, body={
+        found = self._search({
             "size": 20, "query": self._claimable_query(), "seq_no_primary_term": True,
             "sort": [{"claims": "asc"}, {"docs_estimate": "desc"}]})
         for hit in found["hits"]["hits"]:
             # The search is near-real-time; the GET is not, and carries the seq_no the
             # conditional update below is checked against.
-            current = self.client.get(index=self.index, id=hit["_id"])
+            current = self._get(hit["_id"])
+            if current is None:
+                continue
             src = current["_source"]
             if src["state"] == "done" or (src["state"] == "leased"
                                           and src["lease_until"] >= now_ms()):
                 continue
             item = WorkItem.from_hit(current)
             item.claims += 1
-            try:
-                result = self.client.index(
-                    index=self.index, id=item.id,
-                    body=item.source("leased", holder, now_ms() + self.lease_ms),
-                    if_seq_no=item.seq_no, if_primary_term=item.primary_term)
-            except ConflictError:
-                continue  # another worker was faster
-            item.seq_no, item.primary_term = result["_seq_no"], result["_primary_term"]
-            return item
+            if self._save(item, "leased", holder, now_ms() + self.lease_ms):
+                return item
+            # another worker was faster
         return None
 
     def _save(self, item: WorkItem, state: str, holder: str | None, lease_until: int) -> bool:
+        """A conditional write (``if_seq_no``): False when someone else wrote it first."""
         try:
-            result = self.client.index(
-                index=self.index, id=item.id, body=item.source(state, holder, lease_until),
-                if_seq_no=item.seq_no, if_primary_term=item.primary_term)
-        except ConflictError:
+            result = self.engine.request(
+                "PUT", self._doc(item.id), body=item.source(state, holder, lease_until),
+                params={"if_seq_no": item.seq_no, "if_primary_term": item.primary_term},
+                missing_ok=False)
+        except Conflict:
             return False
         item.seq_no, item.primary_term = result["_seq_no"], result["_primary_term"]
         return True
@@ -215,9 +237,9 @@ class WorkItemStore:
     # -- reporting ----------------------------------------------------------------------
 
     def summary(self, *, with_failures: bool = True) -> Summary:
-        self.client.indices.refresh(index=self.index)
+        self.engine.request("POST", f"{self._path}/_refresh", missing_ok=False)
         now = now_ms()
-        result = self.client.search(index=self.index, body={
+        result = self._search({
             "size": 0, "query": {"term": {"kind": "item"}},
             "aggs": {
                 "states": {"terms": {"field": "state", "size": 10}},
@@ -249,7 +271,7 @@ class WorkItemStore:
                        for b in aggs["indices"]["buckets"]},
         )
         if with_failures and summary.docs_failed:
-            found = self.client.search(index=self.index, body={
+            found = self._search({
                 "size": 100, "query": {"range": {"docs_failed": {"gt": 0}}},
                 "_source": ["failures"]})
             failures = [f for h in found["hits"]["hits"] for f in h["_source"]["failures"]]

@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opensearchpy import OpenSearch
-
 from ferry.api.cluster import ClusterSpec
 from ferry.clients.kube import ObjectReader
-from ferry.clients.search import SearchConnection, classify, connection_for
+from ferry.clients.search import SearchConnection, connection_for
+from ferry.services.indices import is_system_index
 
 
 @dataclass
-class Observation:
+class ClusterObservation:
     """One health check's findings, in the shape of ClusterStatus fields."""
 
     engine: str
@@ -38,19 +37,6 @@ class Observation:
         }
 
 
-def engine_of(info: dict[str, Any]) -> tuple[str, str | None, str]:
-    """(engine, distribution, version) from the answer to ``GET /``."""
-    version = info.get("version", {})
-    distribution = version.get("distribution")
-    if distribution == "opensearch":
-        return "opensearch", "opensearch", version.get("number", "")
-    return "elasticsearch", version.get("build_flavor"), version.get("number", "")
-
-
-def is_system_index(name: str) -> bool:
-    return name.startswith(".")
-
-
 def index_totals(rows: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
     user = {"count": 0, "documents": 0, "storeBytes": 0}
     system = {"count": 0, "documents": 0, "storeBytes": 0}
@@ -69,25 +55,16 @@ class ClusterService:
     def connect(self, spec: ClusterSpec, namespace: str) -> SearchConnection:
         return connection_for(spec, namespace, self.reader)
 
-    def client(self, spec: ClusterSpec, namespace: str, **overrides: Any) -> OpenSearch:
-        return self.connect(spec, namespace).client(**overrides)
-
-    def observe(self, spec: ClusterSpec, namespace: str) -> Observation:
+    def observe(self, spec: ClusterSpec, namespace: str) -> ClusterObservation:
         """GET /, cluster health and index totals. Raises a classified FerryError."""
-        conn = self.connect(spec, namespace)
-        client = conn.client()
-        try:
-            engine, distribution, version = engine_of(client.info())
-            health = client.cluster.health()
-            rows = client.cat.indices(format="json", bytes="b", h="index,docs.count,store.size",
-                                      expand_wildcards="all")
-        except Exception as exc:
-            raise classify(exc, conn.url) from None
-        finally:
-            client.close()
+        with self.connect(spec, namespace).engine() as engine:
+            info = engine.info()
+            health = engine.get("/_cluster/health")
+            rows = engine.get("/_cat/indices", format="json", bytes="b",
+                              h="index,docs.count,store.size", expand_wildcards="all") or []
         user, system = index_totals(rows)
-        return Observation(
-            engine=engine, distribution=distribution, version=version,
+        return ClusterObservation(
+            engine=info.engine, distribution=info.distribution, version=info.version,
             cluster_name=health.get("cluster_name"), health=health["status"],
             nodes=health["number_of_nodes"], data_nodes=health["number_of_data_nodes"],
             active_shards=health["active_shards"],

@@ -6,14 +6,14 @@ transition, when a status write is due) are easy to read and to test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferry.api.cluster import ClusterSpec
-from ferry.conditions import get_condition, now, remove_condition, set_condition
+from ferry.conditions import get_condition, now, parse_time, remove_condition, set_condition
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, FerryError, ReferenceNotFound
-from ferry.services.cluster.service import Observation
+from ferry.services.cluster.service import ClusterObservation
+from ferry.services.outcome import Event
 
 # lastCheckedTime alone is refreshed at most this often: a steady cluster costs one
 # status write per this period, not one per check.
@@ -21,13 +21,6 @@ HEARTBEAT = timedelta(minutes=5)
 
 _OBSERVED_FIELDS = ("engine", "distribution", "version", "clusterName", "health", "nodes",
                     "dataNodes", "activeShards", "unassignedShards", "indices", "systemIndices")
-
-
-@dataclass
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 def phase_of_error(error: FerryError) -> str:
@@ -41,11 +34,11 @@ def phase_of_error(error: FerryError) -> str:
 
 
 def build_status(previous: dict[str, Any], spec: ClusterSpec, generation: int | None,
-                 outcome: Observation | FerryError) -> dict[str, Any]:
+                 outcome: ClusterObservation | FerryError) -> dict[str, Any]:
     conditions = list(previous.get("conditions") or [])
     status: dict[str, Any] = {"observedGeneration": generation, "readOnly": spec.read_only,
                               "lastCheckedTime": now()}
-    if isinstance(outcome, Observation):
+    if isinstance(outcome, ClusterObservation):
         status.update(outcome.status_fields())
         if outcome.health == "red":
             phase, ready, reason = "Degraded", False, "HealthRed"
@@ -101,7 +94,7 @@ def write_due(previous: dict[str, Any], new: dict[str, Any]) -> bool:
     last = previous.get("lastCheckedTime")
     if not last:
         return True
-    age = datetime.now(UTC) - datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    age = datetime.now(UTC) - parse_time(last)
     figures_moved = any(previous.get(k) != new.get(k) for k in _FIGURES)
     return age >= HEARTBEAT or (figures_moved and age >= FIGURES_REFRESH)
 

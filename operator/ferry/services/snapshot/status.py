@@ -1,55 +1,69 @@
 """From one look at a snapshot to a Snapshot's status, conditions and events.
 
-Pure functions: no I/O, so the rules (which engine state is which phase, how progress
-is figured, what is an event-worthy transition, how fast to poll) are easy to read and
-to test.
+Pure functions: no I/O, so the rules (which engine state is which phase, which
+conditions each phase sets, how progress is figured, what is an event-worthy
+transition, how fast to poll) are easy to read and to test.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from ferry.api.common import MAX_STATUS_LIST
-from ferry.conditions import get_condition, set_condition
+from ferry.conditions import from_millis, get_condition, set_condition
 from ferry.errors import FerryError
-from ferry.services.snapshot.service import Observation, Progress, SnapshotInfo, Verification
+from ferry.services import backoff
+from ferry.services.outcome import Event
+from ferry.services.snapshot.repository import Verification
+from ferry.services.snapshot.service import Progress, SnapshotInfo, SnapshotObservation
 
 MAX_INDICES = MAX_STATUS_LIST * 5
 TERMINAL_PHASES = frozenset({"Completed", "PartiallyFailed", "Failed"})
 # The engine's terminal states and the phase each one is.
 PHASES = {"SUCCESS": "Completed", "PARTIAL": "PartiallyFailed", "FAILED": "Failed",
           "INCOMPATIBLE": "Failed"}
+# The state of a snapshot that was started but could not be looked at this time: it
+# goes on inside the cluster, unseen; the phase stays what it was.
+UNOBSERVED = "Unobserved"
+CONDITION_TYPES = ("Ready", "Progressing", "Failed")
+# The one place that decides the Ready / Progressing / Failed statuses of each state a
+# look can end in. The three conditions share that look's reason and message.
+CONDITIONS: dict[str, tuple[str, str, str]] = {
+    "Pending": ("False", "False", "False"),
+    "InProgress": ("False", "True", "False"),
+    UNOBSERVED: ("False", "Unknown", "False"),
+    "Completed": ("True", "False", "False"),
+    "PartiallyFailed": ("False", "False", "True"),
+    "Failed": ("False", "False", "True"),
+}
 # Polling: fast at first (a small snapshot ends in seconds), then backing off.
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 2.0, 1.5, 30.0
+# Retrying a look that failed but may succeed next time: 5 s, doubling, up to POLL_MAX.
+RETRY_FIRST = 5.0
 # How often a setup error nothing but a person can fix (a repository conflict, a
 # rejected password) is tried again.
 SLOW_RETRY = 300.0
 
 
-@dataclass
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
 def poll_delay(polls: int) -> float:
     """Seconds before the next look: 2, 3, 4.5, ... up to 30."""
-    return min(POLL_MAX, POLL_FIRST * POLL_FACTOR ** max(0, polls))
+    return backoff.delay(polls, base=POLL_FIRST, cap=POLL_MAX, factor=POLL_FACTOR,
+                         fraction=0.0)
 
 
 def retry_delay(error: FerryError, failures: int) -> float:
+    """Seconds before trying again after the ``failures``-th failed look in a row."""
     if not error.retryable:
         return SLOW_RETRY
-    return min(POLL_MAX, 5.0 * 2 ** max(0, failures - 1))
+    return backoff.delay(failures - 1, base=RETRY_FIRST, cap=POLL_MAX)
 
 
-def _rfc3339(millis: int | None) -> str | None:
-    if not millis:
-        return None
-    return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def set_conditions(conditions: list[dict[str, Any]], generation: int | None, state: str,
+                   reason: str, message: str) -> list[dict[str, Any]]:
+    """Ready, Progressing and Failed as ``CONDITIONS`` has them for ``state``."""
+    for type_, status in zip(CONDITION_TYPES, CONDITIONS[state], strict=True):
+        conditions = set_condition(conditions, type_, status, reason, message, generation)
+    return conditions
 
 
 def percent_done(info: SnapshotInfo, progress: Progress | None) -> float | None:
@@ -118,56 +132,25 @@ def failure_rows(info: SnapshotInfo) -> list[dict[str, Any]]:
     return rows
 
 
-def _conditions(previous: list[dict[str, Any]], generation: int | None, *,
-                ready: tuple[str, str, str], progressing: tuple[str, str, str],
-                failed: tuple[str, str, str]) -> list[dict[str, Any]]:
-    conditions = list(previous)
-    for type_, (status, reason, message) in (("Ready", ready), ("Progressing", progressing),
-                                             ("Failed", failed)):
-        conditions = set_condition(conditions, type_, status, reason, message, generation)
-    return conditions
-
-
 def _summary(info: SnapshotInfo) -> str:
     shards = f"{info.shards_successful or 0}/{info.shards_total or 0} shards"
     return f"snapshot {info.name}: {len(info.indices)} indices, {shards}"
 
 
-def build_status(previous: dict[str, Any], generation: int | None, snapshot_name: str,
-                 outcome: Observation | FerryError) -> dict[str, Any]:
-    """The whole new status after one look (or one failed attempt to look)."""
-    status = {k: v for k, v in previous.items() if k not in ("conditions",)}
-    status["observedGeneration"] = generation
-    status["snapshotName"] = snapshot_name
-    conditions = list(previous.get("conditions") or [])
-    if isinstance(outcome, FerryError):
-        started = previous.get("adopted") is not None
-        if started and outcome.code != "SnapshotMissing":
-            # The snapshot goes on inside the cluster while we cannot look at it.
-            phase = previous.get("phase") or "InProgress"
-            status["conditions"] = _conditions(
-                conditions, generation,
-                ready=("False", outcome.code, outcome.message),
-                progressing=("Unknown", outcome.code, outcome.message),
-                failed=("False", outcome.code, outcome.message))
-        elif outcome.retryable:
-            phase = "Pending"
-            status["conditions"] = _conditions(
-                conditions, generation,
-                ready=("False", outcome.code, outcome.message),
-                progressing=("False", outcome.code, outcome.message),
-                failed=("False", outcome.code, outcome.message))
-        else:
-            phase = "Failed"
-            status["conditions"] = _conditions(
-                conditions, generation,
-                ready=("False", outcome.code, outcome.message),
-                progressing=("False", outcome.code, outcome.message),
-                failed=("True", outcome.code, outcome.message))
-        status["phase"] = phase
-        status["message"] = outcome.message
-        return status
+def _error_phase(previous: dict[str, Any], error: FerryError) -> tuple[str, str]:
+    """(phase, condition state) after a look that failed."""
+    started = previous.get("adopted") is not None
+    if started and error.code != "SnapshotMissing":
+        # The snapshot goes on inside the cluster while we cannot look at it.
+        return previous.get("phase") or "InProgress", UNOBSERVED
+    if error.retryable:
+        return "Pending", "Pending"
+    return "Failed", "Failed"
 
+
+def _observed(status: dict[str, Any], previous: dict[str, Any],
+              outcome: SnapshotObservation) -> None:
+    """The figures of one look, into ``status``."""
     info, progress = outcome.info, outcome.progress
     if outcome.adopted is not None:
         status["adopted"] = outcome.adopted
@@ -175,9 +158,9 @@ def build_status(previous: dict[str, Any], generation: int | None, snapshot_name
     if info.version:
         status["engineVersion"] = info.version
     if info.start_ms:
-        status["startTime"] = _rfc3339(info.start_ms)
+        status["startTime"] = from_millis(info.start_ms)
     if info.terminal and info.end_ms:
-        status["completionTime"] = _rfc3339(info.end_ms)
+        status["completionTime"] = from_millis(info.end_ms)
     status["progress"] = progress_fields(info, progress)
     documents = {row["name"]: row["documents"] for row in previous.get("indices") or []
                  if row.get("documents") is not None}
@@ -189,39 +172,40 @@ def build_status(previous: dict[str, Any], generation: int | None, snapshot_name
     status["indicesTotal"] = len(info.indices)
     status["failures"] = failure_rows(info)
 
-    phase = PHASES.get(info.state, "InProgress")
-    summary = _summary(info)
+
+def _phase_reason(phase: str, info: SnapshotInfo, percent: float | None) -> tuple[str, str]:
+    """(reason, message) of a phase the engine reported."""
     if phase == "InProgress":
-        percent = status["progress"].get("percent")
         done = f"{percent}% done" if percent is not None else "starting"
-        message = f"snapshot {info.name} in progress: {done}"
-        status["conditions"] = _conditions(
-            conditions, generation, ready=("False", "InProgress", message),
-            progressing=("True", "InProgress", message),
-            failed=("False", "InProgress", message))
-    elif phase == "Completed":
-        message = f"{summary} completed"
-        status["conditions"] = _conditions(
-            conditions, generation, ready=("True", "Completed", message),
-            progressing=("False", "Completed", message),
-            failed=("False", "Completed", message))
-    elif phase == "PartiallyFailed":
+        return "InProgress", f"snapshot {info.name} in progress: {done}"
+    if phase == "Completed":
+        return "Completed", f"{_summary(info)} completed"
+    if phase == "PartiallyFailed":
         first = info.failures[0].get("reason") if info.failures else None
-        message = (f"{summary}: {info.shards_failed or 0} shards failed"
-                   + (f"; first: {first}" if first else ""))
-        status["conditions"] = _conditions(
-            conditions, generation, ready=("False", "PartiallyFailed", message),
-            progressing=("False", "PartiallyFailed", message),
-            failed=("True", "PartiallyFailed", message))
+        return "PartiallyFailed", (f"{_summary(info)}: {info.shards_failed or 0} shards "
+                                   "failed" + (f"; first: {first}" if first else ""))
+    reason = info.reason or f"the engine reports state {info.state}"
+    return "SnapshotFailed", f"snapshot {info.name} failed: {reason}"
+
+
+def build_status(previous: dict[str, Any], generation: int | None, snapshot_name: str,
+                 outcome: SnapshotObservation | FerryError) -> dict[str, Any]:
+    """The whole new status after one look (or one failed attempt to look)."""
+    status = {k: v for k, v in previous.items() if k != "conditions"}
+    status["observedGeneration"] = generation
+    status["snapshotName"] = snapshot_name
+    if isinstance(outcome, FerryError):
+        phase, state = _error_phase(previous, outcome)
+        reason, message = outcome.code, outcome.message
     else:
-        reason = info.reason or f"the engine reports state {info.state}"
-        message = f"snapshot {info.name} failed: {reason}"
-        status["conditions"] = _conditions(
-            conditions, generation, ready=("False", "SnapshotFailed", message),
-            progressing=("False", "SnapshotFailed", message),
-            failed=("True", "SnapshotFailed", message))
+        _observed(status, previous, outcome)
+        phase = state = PHASES.get(outcome.info.state, "InProgress")
+        reason, message = _phase_reason(phase, outcome.info,
+                                        status["progress"].get("percent"))
     status["phase"] = phase
     status["message"] = message
+    status["conditions"] = set_conditions(list(previous.get("conditions") or []),
+                                          generation, state, reason, message)
     return status
 
 
@@ -246,21 +230,23 @@ def settled(status: dict[str, Any]) -> bool:
 
 
 def transition_events(previous: dict[str, Any], new: dict[str, Any],
-                      outcome: Observation | FerryError, repository: str) -> list[Event]:
+                      outcome: SnapshotObservation | FerryError, repository: str
+                      ) -> list[Event]:
     """Events for changes a person cares about, never one per poll."""
     events: list[Event] = []
     snap = new.get("snapshotName")
-    if isinstance(outcome, Observation):
+    if isinstance(outcome, SnapshotObservation):
         if outcome.repository_registered:
-            events.append(Event("Normal", "RepositoryRegistered",
-                                f"registered and verified snapshot repository {repository}"))
+            events.append(Event.normal(
+                "RepositoryRegistered",
+                f"registered and verified snapshot repository {repository}"))
         if outcome.started:
-            events.append(Event("Normal", "Started",
-                                f"snapshot {snap} started in repository {repository}"))
+            events.append(Event.normal(
+                "Started", f"snapshot {snap} started in repository {repository}"))
         elif outcome.adopted:
-            events.append(Event("Normal", "Adopted",
-                                f"snapshot {snap} already existed in repository {repository}; "
-                                "it is followed, not started again"))
+            events.append(Event.normal(
+                "Adopted", f"snapshot {snap} already existed in repository {repository}; "
+                "it is followed, not started again"))
     old_ready = get_condition(previous.get("conditions"), "Ready")
     new_ready = get_condition(new.get("conditions"), "Ready")
     if new_ready is not None and (old_ready is None
@@ -268,13 +254,13 @@ def transition_events(previous: dict[str, Any], new: dict[str, Any],
                                   or old_ready["status"] != new_ready["status"]):
         reason, message = new_ready["reason"], new_ready["message"]
         if reason == "Completed":
-            events.append(Event("Normal", "Completed", message))
+            events.append(Event.normal("Completed", message))
         elif reason != "InProgress":
-            events.append(Event("Warning", reason, message))
+            events.append(Event.warning(reason, message))
     old_verified = get_condition(previous.get("conditions"), "Verified")
     new_verified = get_condition(new.get("conditions"), "Verified")
     if new_verified is not None and (old_verified is None
                                      or old_verified["reason"] != new_verified["reason"]):
-        kind = "Warning" if new_verified["status"] == "False" else "Normal"
-        events.append(Event(kind, new_verified["reason"], new_verified["message"]))
+        make = Event.warning if new_verified["status"] == "False" else Event.normal
+        events.append(make(new_verified["reason"], new_verified["message"]))
     return events

@@ -1,0 +1,281 @@
+"""The one request path to a search cluster, and the facts that differ by engine.
+
+Every call Ferry makes to Elasticsearch or OpenSearch goes through :meth:`Engine.request`,
+so every answer is read the same way (the idea of ECK's ``client/error.go``):
+
+- 404 → ``None`` (or :class:`Refused` when the caller says a 404 is a refusal);
+- a refusal (4xx other than 401/403/408/429, and the 500s engines send for deterministic
+  refusals) → :class:`Refused`, not retryable, with the engine's own reason; a 409
+  version conflict → :class:`Conflict`;
+- everything else → :func:`classify`: unreachable, TLS, timeouts, credentials, and
+  retryable busy answers (429, 5xx).
+
+Nothing outside ``ferry.clients`` imports the opensearch-py client: services hold an
+:class:`Engine`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy import exceptions as os_exc
+
+from ferry.errors import AuthenticationFailed, ClusterUnreachable, EngineError, FerryError
+
+# Refusals some engine versions answer with HTTP 500: not transient, retrying cannot help.
+DETERMINISTIC = frozenset({"illegal_state_exception", "illegal_argument_exception",
+                           "mapper_parsing_exception", "invalid_alias_name_exception",
+                           "invalid_index_name_exception", "invalid_index_template_exception",
+                           "resource_already_exists_exception",
+                           "snapshot_restore_exception"})
+
+
+# -- engine and version facts ------------------------------------------------------------------
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"7.10.2"`` → (7, 10, 2); anything unparsable → (0,)."""
+    parts = []
+    for piece in re.split(r"[.-]", version)[:3]:
+        if not piece.isdigit():
+            break
+        parts.append(int(piece))
+    return tuple(parts) or (0,)
+
+
+def engine_name(engine: str) -> str:
+    return "OpenSearch" if engine == "opensearch" else "Elasticsearch"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Who answers ``GET /``: engine (elasticsearch | opensearch), distribution, version."""
+
+    engine: str
+    distribution: str | None
+    version: str
+
+    @property
+    def release(self) -> tuple[int, ...]:
+        return version_tuple(self.version)
+
+    @property
+    def name(self) -> str:
+        return engine_name(self.engine)
+
+    def at_least(self, elasticsearch: tuple[int, ...], opensearch: tuple[int, ...] = (0,)
+                 ) -> bool:
+        """Whether this engine is at least the given Elasticsearch or OpenSearch version."""
+        floor = opensearch if self.engine == "opensearch" else elasticsearch
+        return self.release >= floor
+
+
+def engine_of(info: Mapping[str, Any]) -> tuple[str, str | None, str]:
+    """(engine, distribution, version) from the answer to ``GET /``."""
+    version = info.get("version") or {}
+    distribution = version.get("distribution")
+    if distribution == "opensearch":
+        return "opensearch", "opensearch", version.get("number", "")
+    return "elasticsearch", version.get("build_flavor"), version.get("number", "")
+
+
+# -- reading an engine's error answer ----------------------------------------------------------
+
+
+def _error_body(exc: os_exc.TransportError) -> dict[str, Any] | None:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error")
+    return error if isinstance(error, dict) else None
+
+
+def engine_reason(exc: os_exc.TransportError) -> str:
+    """The most specific reason in an engine's error answer: the deepest caused_by."""
+    error = _error_body(exc)
+    if error is None:
+        return str(exc.error)
+    node, best = error, error
+    while isinstance(node, dict):
+        if node.get("reason"):
+            best = node
+        node = node.get("caused_by")
+    root = (error.get("root_cause") or [{}])[0]
+    text = f"{best.get('type', '')}: {best.get('reason', '')}".strip(": ")
+    # A refusal of several settings names them in the top reason only.
+    if root.get("reason") and "setting [" in str(root.get("reason")) \
+            and "setting [" not in text:
+        text = f"{root.get('type', '')}: {root['reason']}"
+    return text
+
+
+def error_type(exc: os_exc.TransportError) -> str:
+    error = _error_body(exc)
+    return str(error.get("type", "")) if error is not None else ""
+
+
+def error_text(exc: os_exc.TransportError) -> str:
+    """Every reason in the answer, for finding names (settings, aliases) in it."""
+    return json.dumps(exc.info) if isinstance(exc.info, dict) else str(exc.error)
+
+
+class Refused(FerryError):
+    """A cluster refused a request (4xx, or a deterministic 500): what it said, and the
+    whole answer. Caught where a refusal is an answer (an item the target rejects); one
+    that escapes fails the resource with the engine's reason."""
+
+    code = "EngineError"
+    retryable = False
+
+    def __init__(self, message: str, *, reason: str, text: str, status: int) -> None:
+        super().__init__(message)
+        self.reason, self.text, self.status = reason, text, status
+
+
+class Conflict(Refused):
+    """HTTP 409: a version conflict (``if_seq_no``) or an object that already exists."""
+
+
+def _status(exc: Exception) -> int:
+    code = getattr(exc, "status_code", 0)
+    return code if isinstance(code, int) else 0
+
+
+def classify(exc: BaseException, url: str) -> FerryError:
+    """Turn a client exception into a FerryError with a reason a person can act on."""
+    if isinstance(exc, FerryError):
+        return exc
+    if isinstance(exc, os_exc.SSLError) or _caused_by(exc, ssl.SSLError):
+        detail = _root_message(exc)
+        return ClusterUnreachable(f"TLS handshake with {url} failed: {detail}", code="TLSError")
+    if isinstance(exc, os_exc.ConnectionTimeout):
+        return ClusterUnreachable(f"{url} did not answer in time", code="Timeout")
+    if isinstance(exc, os_exc.ConnectionError):
+        text = _root_message(exc)
+        if _caused_by(exc, ConnectionRefusedError) or "refused" in text.lower():
+            return ClusterUnreachable(f"connection to {url} refused", code="ConnectionRefused")
+        if "resolve" in text.lower() or "name or service not known" in text.lower():
+            return ClusterUnreachable(f"cannot resolve the host of {url}", code="DNSFailure")
+        if "timed out" in text.lower():
+            return ClusterUnreachable(f"{url} did not answer in time", code="Timeout")
+        return ClusterUnreachable(f"cannot connect to {url}: {text}", code="ConnectionFailed")
+    if isinstance(exc, os_exc.AuthenticationException):
+        return AuthenticationFailed(f"{url} rejected the credentials (HTTP 401)")
+    if isinstance(exc, os_exc.AuthorizationException):
+        return AuthenticationFailed(f"{url} denied access (HTTP 403): the user lacks a "
+                                    "needed privilege", code="AuthorizationFailed")
+    if isinstance(exc, os_exc.TransportError):
+        status = _status(exc)
+        return EngineError(f"{url} answered HTTP {exc.status_code}: {engine_reason(exc)}",
+                           retryable=status == 429 or status >= 500)
+    return FerryError(f"unexpected error talking to {url}: {type(exc).__name__}: {exc}")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__]
+        info = getattr(e, "info", None)
+        if isinstance(info, BaseException):
+            stack.append(info)
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _chain(exc))
+
+
+def _root_message(exc: BaseException) -> str:
+    messages = [str(e) for e in _chain(exc) if str(e)]
+    return messages[-1] if messages else type(exc).__name__
+
+
+def quote(name: str) -> str:
+    """One path segment: an index, repository, snapshot or template name."""
+    return urllib.parse.quote(name, safe="")
+
+
+def quote_expression(expression: str) -> str:
+    """A multi-target expression (``a,b*,-c``) as one path segment."""
+    return urllib.parse.quote(expression, safe=",*-")
+
+
+# -- the request path --------------------------------------------------------------------------
+
+
+class Engine:
+    """One search cluster: the one way to send it a request. Blocking, thread-safe (the
+    client's connection pool is), and never logs a request body."""
+
+    def __init__(self, client: OpenSearch, url: str) -> None:
+        self._client = client
+        self.url = url
+        self._info: EngineInfo | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                body: Any = None, headers: Mapping[str, str] | None = None,
+                missing_ok: bool = True) -> Any:
+        """One request. 404 → None (``missing_ok``) or Refused; refusals → Refused;
+        the rest → a classified FerryError."""
+        try:
+            return self._client.transport.perform_request(
+                method, path, params=dict(params) if params else None, body=body,
+                headers=dict(headers) if headers else None)
+        except os_exc.TransportError as exc:
+            if missing_ok and _status(exc) == 404:
+                return None
+            raise self._error(exc, method, path) from None
+        except Exception as exc:
+            raise classify(exc, self.url) from None
+
+    def _error(self, exc: os_exc.TransportError, method: str, path: str) -> FerryError:
+        if isinstance(exc, os_exc.ConnectionError):
+            return classify(exc, self.url)
+        status = _status(exc)
+        reason = engine_reason(exc)
+        refused = (400 <= status < 500 and status not in (401, 403, 408, 429)) \
+            or (status == 500 and error_type(exc) in DETERMINISTIC)
+        message = f"{self.url} answered HTTP {status} to {method} {path}: {reason}"
+        if refused:
+            kind = Conflict if status == 409 else Refused
+            return kind(message, reason=reason, text=error_text(exc), status=status)
+        if status in (401, 403):
+            return classify(exc, self.url)
+        return EngineError(message, retryable=status in (0, 408, 429) or status >= 500)
+
+    def exists(self, path: str) -> bool:
+        """HEAD: whether the index (or other object) at ``path`` exists."""
+        return bool(self.request("HEAD", path))
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET with query parameters; 404 → None."""
+        return self.request("GET", path, params=params or None)
+
+    def info(self) -> EngineInfo:
+        """``GET /``, asked once per Engine."""
+        if self._info is None:
+            engine, distribution, version = engine_of(self.request("GET", "/") or {})
+            self._info = EngineInfo(engine, distribution, version)
+        return self._info

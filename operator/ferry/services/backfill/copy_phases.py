@@ -1,0 +1,173 @@
+"""Method copy, phase by phase: plan, migrate metadata and write the work items, run
+the workers (in this process, or as a worker Deployment), verify."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ferry.api.backfill import BackfillSpec
+from ferry.api.phases import BackfillPhases as P
+from ferry.api.phases import Conditions
+from ferry.clients import kube
+from ferry.conditions import now, set_condition
+from ferry.errors import FerryError
+from ferry.services.backfill.copy import CopyService
+from ferry.services.backfill.deployment import worker_deployment
+from ferry.services.backfill.plan import Plan
+from ferry.services.backfill.pool import WorkerPool
+from ferry.services.backfill.status import (
+    conditions_for,
+    index_rows,
+    planned_rows,
+    progress,
+    verdict,
+    verification,
+    work_items,
+)
+from ferry.services.outcome import Event, Outcome
+
+if TYPE_CHECKING:
+    from ferry.services.backfill.reconciler import BackfillReconciler
+
+VERIFY_SOON = 0.5
+
+
+def copy_step(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec, phase: str,
+              status: dict[str, Any], generation: int | None) -> Outcome:
+    if phase in (P.PENDING, P.PLANNING):
+        return _plan(r, svc, spec, status, generation)
+    if phase == P.MIGRATING_METADATA:
+        return _metadata(r, svc, spec, status, generation)
+    if phase in (P.RUNNING, P.PAUSED):
+        return _run(r, svc, spec, status, generation)
+    if phase == P.VERIFYING:
+        return _verify(svc, status, generation)
+    return Outcome()
+
+
+def _rows(plan: Plan) -> list[dict[str, Any]]:
+    return planned_rows([(i.source, i.target, i.docs) for i in plan.indices])
+
+
+def _recorded_plan(status: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"source": r["name"], "target": r.get("target"), "docs": r.get("docsTotal", 0)}
+            for r in status.get("indices") or []]
+
+
+def _plan(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
+          status: dict[str, Any], generation: int | None) -> Outcome:
+    """Resolve the indices and check them before anything is written."""
+    plan = svc.plan()
+    r.check_overlap({i.target for i in plan.indices})
+    message = (f"{len(plan.indices)} indices, {plan.docs_total} documents; migrating "
+               f"metadata (mode {spec.metadata.mode})")
+    return r.metadata_phase(status, generation, message, {
+        "indices": _rows(plan),
+        "progress": {"docsTotal": plan.docs_total, "docsMigrated": 0, "percent": 0.0}})
+
+
+def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
+              status: dict[str, Any], generation: int | None) -> Outcome:
+    """Templates, indices and aliases; then (unless evaluating) the copy's plan."""
+    plan = svc.plan()
+    result = r.metadata_service(svc, spec).run(
+        spec.metadata.mode, [(i.source, i.target) for i in plan.indices])
+    if spec.metadata.mode == "Evaluate":
+        return r.evaluated(status, generation, result,
+                           f"the copy would move {plan.docs_total} documents of "
+                           f"{len(plan.indices)} indices")
+    blocked = r.blocked(status, generation, result)
+    if blocked is not None:
+        return blocked
+    plan = svc.prepare(check=lambda p: r.check_overlap({i.target for i in p.indices}))
+    message = (f"copying {plan.docs_total} documents of {len(plan.indices)} indices "
+               f"in {svc.store.summary(with_failures=False).total} work items")
+    conds = conditions_for(status.get("conditions") or [], P.RUNNING, "Copying",
+                                 message, generation)
+    return Outcome({
+        "phase": P.RUNNING, "message": message, "conditions": conds,
+        "observedGeneration": generation, "startTime": status.get("startTime") or now(),
+        "coordinationIndex": svc.store.index, "metadata": result.report(),
+        "progress": {"docsTotal": plan.docs_total, "docsMigrated": 0, "percent": 0.0},
+        "indices": _rows(plan),
+    }, [r.metadata_event(result), Event.normal("Planned", message)], VERIFY_SOON)
+
+
+def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
+         status: dict[str, Any], generation: int | None) -> Outcome:
+    if spec.executor == "inProcess":
+        if r.pool is None:
+            r.pool = WorkerPool(r.name, svc.context(), on_finished=r.wake)
+        r.pool.scale(spec.workers, spec.paused)
+    else:
+        kube.apply_deployment(r.namespace, worker_deployment(r.namespace, r.name, r.uid, spec,
+                                                             r.options))
+    summary = svc.store.summary()
+    docs_total = (status.get("progress") or {}).get("docsTotal") or 0
+    rate = r.rate.add(summary.docs_done)
+    active = r.pool.active if r.pool is not None else summary.holders
+    new: dict[str, Any] = {
+        "observedGeneration": generation,
+        "progress": progress(docs_total, summary, rate),
+        "workItems": work_items(summary),
+        "workers": active, "desiredWorkers": 0 if spec.paused else spec.workers,
+        "indices": index_rows(_recorded_plan(status), summary),
+        "failures": summary.failures,
+    }
+    if summary.docs_failed > spec.max_failed_documents:
+        r.stop_workers()
+        message = (f"{summary.docs_failed} documents were rejected by the target, more "
+                   f"than maxFailedDocuments ({spec.max_failed_documents}); see failures")
+        failed = r.fail(status, generation,
+                        FerryError(message, code="TooManyFailures", retryable=False))
+        assert failed.status is not None
+        failed.status.update({**new, "workers": 0})
+        return failed
+    if summary.finished:
+        r.stop_workers()
+        phase, reason, message = P.VERIFYING, "Verifying", "all work items done; verifying"
+        new["workers"] = 0
+    elif spec.paused:
+        phase, reason, message = P.PAUSED, "Paused", "paused: workers finish their batch " \
+            "and claim no more work"
+    else:
+        phase, reason = P.RUNNING, "Copying"
+        message = (f"{summary.docs_done}/{docs_total} documents, "
+                   f"{summary.completed}/{summary.total} work items done")
+    events = [Event.normal(reason, message)] if phase != status.get("phase") else []
+    new.update({"phase": phase, "message": message,
+                "conditions": conditions_for(status.get("conditions") or [], phase,
+                                                   reason, message, generation)})
+    delay = VERIFY_SOON if phase == P.VERIFYING else 5.0
+    return Outcome(new, events, delay)
+
+
+def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) -> Outcome:
+    recorded = _recorded_plan(status)
+    plan = Plan.from_dict({"indices": recorded})
+    rows = svc.verify(plan) if svc.spec.verify.counts else []
+    summary = svc.store.summary()
+    sampled = f" and {svc.spec.verify.sample_size} sampled documents per index" \
+        if svc.spec.verify.sample_size else ""
+    verified = verification(
+        rows,
+        mismatch=lambda row: (f"{row['name']}: source {row['docsTotal']}, target "
+                              f"{row['targetCount']}"
+                              + (f", content differs for ids {row['sampleMismatches'][:5]}"
+                                 if row.get("sampleMismatches") else "")),
+        matched=lambda n: f"document counts of {n} indices match{sampled}")
+    conds = set_condition(status.get("conditions") or [], Conditions.VERIFIED, *verified,
+                          generation)
+    bad = sum(1 for row in rows if not row["verified"])
+    phase, reason, message = verdict(
+        summary.docs_failed, bad, f"{summary.docs_done} documents copied and verified")
+    conds = conditions_for(conds, phase, reason, message, generation)
+    new = {"phase": phase, "message": message, "conditions": conds,
+           "observedGeneration": generation, "completionTime": now(),
+           "indices": index_rows(recorded, summary, rows),
+           "progress": progress((status.get("progress") or {}).get("docsTotal", 0),
+                                      summary, None),
+           "workItems": work_items(summary), "failures": summary.failures,
+           "workers": 0}
+    event = Event.normal if phase == P.COMPLETED else Event.warning
+    return Outcome(new, [event(reason, message)], 3600)
