@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from testbed.search import SearchNode
 pytestmark = pytest.mark.integration
 
 SOURCE_INDICES = ["bf-web-logs", "bf-orders", "bf-users"]
+CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 
 @pytest.fixture(scope="module")
@@ -400,3 +402,62 @@ def test_bad_input_is_refused_with_clear_reasons_and_writes_nothing(
     assert condition(obj, "Failed")["reason"] == "TargetIndexInUse"
     assert "first" in obj["status"]["message"]
     kube.kubectl("delete", "backfill", "first", "-n", namespace, "--timeout=90s")
+
+
+def _loosened_cluster_crd() -> dict[str, Any]:
+    """The Cluster CRD as an older operator might have shipped it: the same kind and
+    subresources, but a spec schema that accepts anything."""
+    import yaml
+
+    crd = yaml.safe_load((CRDS / "ferry.dev_clusters.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["properties"]["spec"] = {"type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True}
+    return crd
+
+
+def test_source_cluster_spec_the_models_refuse_is_reported_in_the_backfill(
+        kube: KubeAPIServer, operator: OperatorProcess, opensearch: SearchNode,
+        namespace: str) -> None:
+    """A Cluster stored under a looser schema (the API server never revalidates stored
+    objects when the CRD tightens) and then referenced by a Backfill: the Backfill says
+    which field is wrong instead of failing silently in a log."""
+    loose = json.dumps(_loosened_cluster_crd())
+    try:
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=loose)
+        kube.apply(namespace, {
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "source"},
+            # auth.basic without secretName: the current schema refuses it at apply time.
+            "spec": {"endpoint": "http://127.0.0.1:9", "auth": {"basic": {}}}})
+    finally:
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                     str(CRDS / "ferry.dev_clusters.yaml"))
+    stored = kube.get("fcl", namespace, "source")
+    # (Read back, the current schema's defaults fill in the keys; the name stays absent.)
+    assert stored is not None and "secretName" not in stored["spec"]["auth"]["basic"]
+    # The current schema refuses that very spec in a new object: only the stored one
+    # carries it (an update that leaves it as it is would pass: validation ratcheting).
+    refused = kube.kubectl("create", "-n", namespace, "--dry-run=server", "-f", "-",
+                           check=False, input=json.dumps({
+                               "apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+                               "metadata": {"name": "fresh"}, "spec": stored["spec"]}))
+    assert refused.returncode != 0 and "secretName" in refused.stderr, refused.stderr
+    kube.apply(namespace, {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+                           "metadata": {"name": "target"},
+                           "spec": {"endpoint": opensearch.url}},
+               backfill("bad-source"))
+    obj = kube.wait_for("backfill", namespace, "bad-source",
+                        lambda o: condition(o, "Ready")["reason"] == "InvalidSpec",
+                        timeout=60)
+    ready = condition(obj, "Ready")
+    assert ready["status"] == "False"
+    assert "Cluster source" in ready["message"]
+    assert "spec.auth.basic.secretName" in ready["message"], ready["message"]
+    # A reference can be mended (the Cluster re-applied): the Backfill waits, not fails.
+    assert obj["status"]["phase"] == "Pending"
+    assert condition(obj, "Failed")["status"] == "False"
+    # Nothing was written to the target: no coordination index.
+    rows = opensearch.request("GET", "/_cat/indices/.ferry-backfill-*?format=json"
+                              "&expand_wildcards=all")
+    assert f".ferry-backfill-{obj['metadata']['uid']}" not in {r["index"] for r in rows}
