@@ -27,7 +27,20 @@ CRDS = ROOT / "crds"
 _STARTED: dict[str, str] = {}
 
 
+# module -> seconds spent in its tests (setup, call, teardown), for the closing summary.
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    module = report.nodeid.split("::")[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _MODULE_SECONDS:
+        terminalreporter.section("time per test module")
+        for module, seconds in sorted(_MODULE_SECONDS.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
     if _STARTED:
         terminalreporter.section("real parts of the test bed")
         for name, version in _STARTED.items():
