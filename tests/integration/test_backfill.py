@@ -461,3 +461,40 @@ def test_source_cluster_spec_the_models_refuse_is_reported_in_the_backfill(
     rows = opensearch.request("GET", "/_cat/indices/.ferry-backfill-*?format=json"
                               "&expand_wildcards=all")
     assert f".ferry-backfill-{obj['metadata']['uid']}" not in {r["index"] for r in rows}
+
+
+def test_a_hundred_daily_indices_are_planned_copied_and_verified(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, namespace: str) -> None:
+    """The shape of every logging cluster: 130 daily indices whose names, joined, are
+    far longer than an engine's 4 KB request line — once a 400 too_long_frame_exception
+    before anything was copied. Every index is planned, copied and verified, while
+    status.indices stays bounded."""
+    prefix = f"{namespace}-logs-app-"
+    names = [f"{prefix}2026.{m:02d}.{d:02d}" for m in range(1, 6) for d in range(1, 27)]
+    assert len(",".join(names)) > 4096
+    for node in (elasticsearch, opensearch):
+        node.request("PUT", "/_cluster/settings",
+                     {"persistent": {"cluster.max_shards_per_node": 5000}})
+    elasticsearch.request("PUT", f"/_template/{namespace}-daily", {
+        "index_patterns": [f"{prefix}*"],
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    lines = [json.dumps(line) for name in names
+             for line in ({"index": {"_index": name, "_id": "1"}}, {"day": name[-10:]})]
+    result = elasticsearch.request("POST", "/_bulk?refresh=true",
+                                   ("\n".join(lines) + "\n").encode())
+    assert result["errors"] is False  # type: ignore[index]
+    kube.apply(namespace, *clusters(elasticsearch.url, opensearch.url),
+               backfill("daily", indices=[f"{prefix}*"], workers=4))
+    obj = kube.wait_for("backfill", namespace, "daily",
+                        phase_in("Completed", "Failed", "CompletedWithErrors"), timeout=400)
+    status = obj["status"]
+    assert status["phase"] == "Completed", status["message"]
+    assert status["progress"]["docsMigrated"] == len(names)
+    assert condition(obj, "Verified")["status"] == "True"
+    assert f"document counts of {len(names)} indices match" in \
+        condition(obj, "Verified")["message"]
+    assert len(status["indices"]) == 100  # bounded; the plan itself is not
+    rows = opensearch.request("GET", f"/_cat/indices/{prefix}*?format=json&h=index,docs.count")
+    assert sorted(r["index"] for r in rows) == sorted(names)  # type: ignore[union-attr]
+    assert {r["docs.count"] for r in rows} == {"1"}  # type: ignore[union-attr]

@@ -82,3 +82,14 @@ def test_conditions_for_phases() -> None:
     failed = {c["type"]: c for c in conditions_for([], "Failed", "TargetReadOnly", "", 1)}
     assert failed["Failed"]["status"] == "True" and failed["Failed"]["reason"] == \
         "TargetReadOnly"
+
+
+def test_index_names_are_grouped_into_paths_that_fit_a_request_line() -> None:
+    names = [f"logs-app-2026.{m:02d}.{d:02d}" for m in range(1, 13) for d in range(1, 29)]
+    groups = indices.name_groups(names)
+    assert len(names) == 336 and len(",".join(names)) > 4096
+    assert [n for g in groups for n in g] == names
+    assert len(groups) > 1
+    assert all(len(indices.path_expression(g)) <= indices.MAX_PATH_NAMES_BYTES for g in groups)
+    assert indices.name_groups(["x" * 5000]) == [["x" * 5000]]
+    assert indices.path_expression(["a b", "c/d"]) == "a%20b,c%2Fd"

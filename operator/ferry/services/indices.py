@@ -4,6 +4,7 @@ Backfill."""
 from __future__ import annotations
 
 import fnmatch
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,32 @@ INTERNAL_SETTINGS = (
     "index.routing.allocation.include._tier", "index.routing.allocation.require._tier",
     "index.routing.allocation.exclude._tier",
 )
+
+
+# An Elasticsearch/OpenSearch request line is limited to 4 KB by default
+# (http.max_initial_line_length); index lists in a path stay well below it.
+MAX_PATH_NAMES_BYTES = 2048
+
+
+def name_groups(names: Iterable[str], limit: int = MAX_PATH_NAMES_BYTES) -> list[list[str]]:
+    """Index names split into groups whose comma-joined, URL-quoted form fits in
+    ``limit`` bytes (a name longer than that still gets a group of its own), so no
+    request carries every index name of a large migration in one URL."""
+    groups: list[list[str]] = []
+    size = 0
+    for name in names:
+        cost = len(urllib.parse.quote(name, safe="")) + 1
+        if not groups or size + cost > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += cost
+    return groups
+
+
+def path_expression(names: Iterable[str]) -> str:
+    """Names of one group as one path segment."""
+    return ",".join(urllib.parse.quote(n, safe="") for n in names)
 
 
 def is_system_index(name: str) -> bool:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.api.backfill import BackfillSpec
-from ferry.clients.engine import quote, quote_expression
+from ferry.clients.engine import quote
 from ferry.errors import FerryError, TargetRejected
+from ferry.services import indices as idx
 from ferry.services.backfill.copier import CopySettings, TokenBucket
 from ferry.services.backfill.documents import SeqNoWindows
 from ferry.services.backfill.plan import IndexPlan, Plan, plan_indices, work_items
@@ -108,8 +109,8 @@ class CopyService:
     def verify(self, plan: Plan) -> list[dict[str, Any]]:
         """Per-index counts (and sampled content hashes) of source vs target."""
         src, tgt = self.ep.source, self.ep.target
-        targets = ",".join(i.target for i in plan.indices)
-        tgt.request("POST", f"/{quote_expression(targets)}/_refresh", missing_ok=False)
+        for group in idx.name_groups(i.target for i in plan.indices):
+            tgt.request("POST", f"/{idx.path_expression(group)}/_refresh", missing_ok=False)
         rows = []
         for index in plan.indices:
             source_count = src.get(f"/{quote(index.source)}/_count")["count"]

@@ -58,7 +58,7 @@ def _plan(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
           status: dict[str, Any], generation: int | None) -> Outcome:
     """Resolve the indices and check them before anything is written."""
     plan = svc.plan()
-    r.check_overlap({i.target for i in plan.indices})
+    r.check_overlap(svc, {i.target for i in plan.indices})
     message = (f"{len(plan.indices)} indices, {plan.docs_total} documents; migrating "
                f"metadata (mode {spec.metadata.mode})")
     return r.metadata_phase(status, generation, message, {
@@ -79,7 +79,7 @@ def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
     blocked = r.blocked(status, generation, result)
     if blocked is not None:
         return blocked
-    plan = svc.prepare(check=lambda p: r.check_overlap({i.target for i in p.indices}))
+    plan = svc.prepare(check=lambda p: r.check_overlap(svc, {i.target for i in p.indices}))
     message = (f"copying {plan.docs_total} documents of {len(plan.indices)} indices "
                f"in {svc.store.summary(with_failures=False).total} work items")
     conds = conditions_for(status.get("conditions") or [], P.RUNNING, "Copying",
@@ -143,8 +143,12 @@ def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
 
 
 def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) -> Outcome:
-    recorded = _recorded_plan(status)
-    plan = Plan.from_dict({"indices": recorded})
+    # Every planned index is verified: the whole plan is in the coordination index,
+    # while status.indices is bounded.
+    planned = svc.store.planned()
+    plan = Plan.from_dict(planned) if planned is not None else \
+        Plan.from_dict({"indices": _recorded_plan(status)})
+    recorded = plan.to_dict()["indices"]
     rows = svc.verify(plan) if svc.spec.verify.counts else []
     summary = svc.store.summary()
     sampled = f" and {svc.spec.verify.sample_size} sampled documents per index" \

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.api.backfill import BackfillSpec
-from ferry.clients.engine import Engine, quote, quote_expression
+from ferry.clients.engine import Engine, quote
 from ferry.errors import InvalidSpec
 from ferry.services import indices as idx
 from ferry.services.backfill.workitems import OPEN_END, WorkItem
@@ -53,12 +53,15 @@ def plan_indices(source: Engine, spec: BackfillSpec) -> Plan:
     if not names:
         raise InvalidSpec(f"no open source index matches {spec.indices or ['*']}",
                           code="NoIndicesMatched")
-    stats = source.get(f"/{quote_expression(','.join(names))}/_stats/docs", level="shards")
+    stats: dict[str, Any] = {}
+    for group in idx.name_groups(names):
+        got = source.get(f"/{idx.path_expression(group)}/_stats/docs", level="shards")
+        stats.update(got["indices"])
     plan = Plan()
     for name in names:
         count = source.get(f"/{quote(name)}/_count")["count"]
         shards = []
-        for shard_id, copies in stats["indices"][name]["shards"].items():
+        for shard_id, copies in stats[name]["shards"].items():
             primary = next(c for c in copies if c["routing"]["primary"])
             shards.append((int(shard_id), int(primary["seq_no"]["max_seq_no"]),
                            int(primary["docs"]["count"])))

@@ -33,6 +33,7 @@ from ferry.services.backfill.status import (
     conditions_for,
     resumes,
 )
+from ferry.services.backfill.workitems import WorkItemStore, coordination_index
 from ferry.services.metadata.report import MetadataResult
 from ferry.services.metadata.service import MetadataService
 from ferry.services.outcome import Event, Outcome
@@ -182,9 +183,11 @@ class BackfillReconciler:
             new["metadata"] = result.report()
         return Outcome(new, [Event.normal(P.EVALUATED, message)], SETTLED_SECONDS)
 
-    def check_overlap(self, targets: set[str]) -> None:
+    def check_overlap(self, svc: CopyService, targets: set[str]) -> None:
         """Refuse to write into target indices an earlier, unfinished Backfill of the
-        same target Cluster writes to."""
+        same target Cluster writes to: every index of its plan (kept whole in its
+        coordination index; status.indices is bounded), or what its status lists while
+        it is still planning."""
         me = kube.get_object(Backfill, self.namespace, self.name) or {}
         my_target = target_of(me)
         my_key = (me.get("metadata", {}).get("creationTimestamp", ""), self.name)
@@ -197,6 +200,8 @@ class BackfillReconciler:
             if (meta.get("creationTimestamp", ""), meta["name"]) > my_key:
                 continue
             theirs = {row.get("target") for row in status.get("indices") or []}
+            recorded = WorkItemStore(svc.ep.target, coordination_index(meta["uid"])).planned()
+            theirs |= {i["target"] for i in (recorded or {}).get("indices") or []}
             overlap = sorted(targets & theirs)
             if overlap:
                 raise FerryError(f"Backfill {meta['name']} already writes to "

@@ -31,9 +31,6 @@ log = logging.getLogger("ferry.restore")
 
 COPY_HINT = ("Use method copy instead: it reads documents from the live source and writes "
              "them through the bulk API, which works across these versions.")
-# Index names per _recovery / _cat/shards request, so a long list never makes a URL
-# longer than a proxy accepts.
-NAMES_PER_REQUEST = 50
 
 
 # -- pure pieces ---------------------------------------------------------------------------
@@ -334,10 +331,8 @@ class RestoreService:
 
     def progress(self, plan: list[RestoreIndex]) -> RestoreProgress:
         out = RestoreProgress()
-        targets = [i.target for i in plan]
-        for start in range(0, len(targets), NAMES_PER_REQUEST):
-            chunk = targets[start:start + NAMES_PER_REQUEST]
-            expression = ",".join(quote(t) for t in chunk)
+        for chunk in idx.name_groups(i.target for i in plan):
+            expression = idx.path_expression(chunk)
             got = self.target.request("GET", f"/{expression}/_recovery",
                                       params={"ignore_unavailable": "true"}) or {}
             for target in chunk:
@@ -373,8 +368,8 @@ class RestoreService:
 
     def verify(self, plan: list[RestoreIndex]) -> list[dict[str, Any]]:
         """Per index: documents on the target against the count the Snapshot recorded."""
-        targets = ",".join(quote(i.target) for i in plan)
-        self.target.request("POST", f"/{targets}/_refresh")
+        for group in idx.name_groups(i.target for i in plan):
+            self.target.request("POST", f"/{idx.path_expression(group)}/_refresh")
         rows = []
         for index in plan:
             got = self.target.request("GET", f"/{quote(index.target)}/_count")

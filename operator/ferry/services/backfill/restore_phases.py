@@ -43,7 +43,7 @@ def restore_step(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec, ph
     if phase in (P.PENDING, P.PLANNING):
         rsvc.check_versions()
         rsvc.restored_by_us(plan)  # refuses target indices that exist already
-        r.check_overlap({i.target for i in plan})
+        r.check_overlap(svc, {i.target for i in plan})
         message = (f"{len(plan)} indices of snapshot {snap.snapshot} "
                    f"({snap.engine} {snap.version}); migrating metadata (mode "
                    f"{spec.metadata.mode})")
