@@ -102,3 +102,11 @@ def test_referenced_objects() -> None:
                     "clientCertificate": {"secretName": "client"}}}
     assert referenced_objects(spec) == {("Secret", "creds"), ("ConfigMap", "ca"),
                                         ("Secret", "client")}
+
+
+def test_referenced_objects_of_a_spec_the_models_refuse() -> None:
+    # Stored under an older, looser schema: no secretName, a string where an object goes.
+    assert referenced_objects({"auth": {"basic": {}}, "tls": {"caSecretRef": None}}) == set()
+    assert referenced_objects({"auth": {"basic": {"secretName": "creds"}},
+                               "tls": {"caConfigMapRef": {"name": "ca"}}}) == {
+        ("Secret", "creds"), ("ConfigMap", "ca")}

@@ -17,23 +17,18 @@ log = logging.getLogger("ferry.cluster")
 
 
 def referenced_objects(spec: dict[str, Any]) -> set[tuple[str, str]]:
-    """(kind, name) of every Secret and ConfigMap a Cluster spec reads."""
-    refs: set[tuple[str, str]] = set()
+    """(kind, name) of every Secret and ConfigMap a Cluster spec reads. Tolerant of a
+    spec the models refuse (stored under an older schema): what is there is watched,
+    and the reconciler reports the rest as InvalidSpec."""
     auth = spec.get("auth") or {}
-    if "basic" in auth:
-        refs.add(("Secret", auth["basic"]["secretName"]))
-    if "apiKey" in auth:
-        refs.add(("Secret", auth["apiKey"]["secretRef"]["name"]))
-    if auth.get("sigv4", {}).get("credentialsSecretName"):
-        refs.add(("Secret", auth["sigv4"]["credentialsSecretName"]))
     tls = spec.get("tls") or {}
-    if "caSecretRef" in tls:
-        refs.add(("Secret", tls["caSecretRef"]["name"]))
-    if "caConfigMapRef" in tls:
-        refs.add(("ConfigMap", tls["caConfigMapRef"]["name"]))
-    if "clientCertificate" in tls:
-        refs.add(("Secret", tls["clientCertificate"]["secretName"]))
-    return refs
+    found = [("Secret", (auth.get("basic") or {}).get("secretName")),
+             ("Secret", ((auth.get("apiKey") or {}).get("secretRef") or {}).get("name")),
+             ("Secret", (auth.get("sigv4") or {}).get("credentialsSecretName")),
+             ("Secret", (tls.get("caSecretRef") or {}).get("name")),
+             ("ConfigMap", (tls.get("caConfigMapRef") or {}).get("name")),
+             ("Secret", (tls.get("clientCertificate") or {}).get("secretName"))]
+    return {(kind, str(name)) for kind, name in found if name}
 
 
 @kopf.index(GROUP, VERSION, Cluster.plural)
