@@ -151,7 +151,9 @@ def write_status(kind: KindInfo, namespace: str, name: str, current: StatusCopy,
                 return current
             if exc.status != 409:
                 raise
-            fresh = get_object(kind, namespace, name)
+            # Re-read with list: the permission the operator's watches already need
+            # (its RBAC grants no get on every kind).
+            fresh = find_object(kind, namespace, name)
             if fresh is None:
                 return current
             current = StatusCopy(dict(fresh.get("status") or {}),
