@@ -21,18 +21,34 @@ _lock = threading.Lock()
 _api_client: client.ApiClient | None = None
 
 
-def api_client() -> client.ApiClient:
-    """The process's one ApiClient: in-cluster config in a pod, else the kubeconfig."""
+def kubeconfig_path(kubeconfig: str | None = None) -> str:
+    """The kubeconfig the client reads: the given file, else KUBECONFIG (read now,
+    not when the library was imported; it may list several files), else the default."""
+    return kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
+def in_pod() -> bool:
+    """Whether the process runs in a pod (in-cluster config comes first there)."""
+    return "KUBERNETES_SERVICE_HOST" in os.environ
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
+    """The process's one ApiClient: in-cluster config in a pod, else the kubeconfig.
+
+    With ``kubeconfig`` or ``context`` (``ferry status --kubeconfig/--context``) the
+    client is built from that file and context instead, and kept as the process's one
+    client for every later call."""
     global _api_client
     with _lock:
-        if _api_client is None:
+        if kubeconfig is not None or context is not None:
+            _api_client = config.new_client_from_config(
+                config_file=kubeconfig_path(kubeconfig), context=context)
+        elif _api_client is None:
             try:
                 config.load_incluster_config()
                 _api_client = client.ApiClient()
             except config.ConfigException:
-                # KUBECONFIG is read now, not when the library was imported.
-                _api_client = config.new_client_from_config(
-                    config_file=os.environ.get("KUBECONFIG"))
+                _api_client = config.new_client_from_config(config_file=kubeconfig_path())
         return _api_client
 
 
@@ -182,15 +198,19 @@ def list_objects(kind: KindInfo, namespace: str | None) -> list[dict[str, Any]]:
     return api.list_namespaced_custom_object(GROUP, VERSION, namespace, kind.plural)["items"]
 
 
-def current_namespace() -> str:
+def current_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
     """The kubeconfig context's namespace (in a pod: the pod's), else default."""
+    if kubeconfig is None and context is None:
+        try:
+            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                return f.read().strip()
+        except OSError:
+            pass
     try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
-            return f.read().strip()
-    except OSError:
-        pass
-    try:
-        _, active = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+        contexts, active = config.list_kube_config_contexts(
+            config_file=kubeconfig_path(kubeconfig))
+        if context is not None:
+            active = next((c for c in contexts if c.get("name") == context), {})
         return str(active.get("context", {}).get("namespace") or "default")
     except (config.ConfigException, OSError, TypeError):
         return "default"
