@@ -13,6 +13,9 @@ OUT="${OUT:-$(cd "$(dirname "$0")/.." && pwd)/build/bin}"
 WORK="${WORK:-$(cd "$(dirname "$0")/.." && pwd)/build/go-testbed}"
 mkdir -p "$OUT" "$WORK"
 
+# The GitOps helper (Argo CD's Lua VM, kstatus) for tests/integration/test_argocd.py.
+OUT="$OUT" bash "$(dirname "$0")/gitops/build.sh"
+
 stamp="$OUT/.kube-$KUBE_VERSION"
 if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" && -f "$stamp" ]]; then
   echo "testbed-go: kube-apiserver $KUBE_VERSION and etcd already built in $OUT"

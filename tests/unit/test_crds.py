@@ -68,9 +68,40 @@ def test_backfill_scale_subresource() -> None:
     backfill = next(k for k in KINDS if k.kind == "Backfill")
     version = yaml.safe_load(crdgen.render(backfill))["spec"]["versions"][0]
     assert version["subresources"]["scale"] == {
-        "specReplicasPath": ".spec.workers", "statusReplicasPath": ".status.workers"}
-    assert version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"][
-        "workers"]["type"] == "integer"
+        "specReplicasPath": ".spec.workers", "statusReplicasPath": ".status.workers",
+        "labelSelectorPath": ".status.selector"}
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert status["workers"]["type"] == "integer"
+    # The API server copies labelSelectorPath's value into Scale.status.selector, a string.
+    assert status["selector"]["type"] == "string"
+
+
+def _columns(kind: Any) -> dict[str, dict[str, Any]]:
+    version = yaml.safe_load(crdgen.render(kind))["spec"]["versions"][0]
+    return {c["name"]: c for c in version["additionalPrinterColumns"]}
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_printer_columns_are_described_and_show_ready(kind: Any) -> None:
+    columns = _columns(kind)
+    assert all(c.get("description") for c in columns.values()), kind.kind
+    assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["Ready"].get("priority", 0) == 0
+
+
+def test_backfill_and_snapshot_columns() -> None:
+    by_kind = {k.kind: _columns(k) for k in KINDS}
+    backfill, snapshot = by_kind["Backfill"], by_kind["Snapshot"]
+    # Shown by default: who copies to whom, and figures with their units.
+    default = [name for name, c in backfill.items() if not c.get("priority")]
+    assert default[:3] == ["Source", "Target", "Phase"]
+    assert backfill["ETA"]["jsonPath"] == ".status.progress.eta"
+    assert backfill["Progress"]["jsonPath"] == ".status.progress.completion"
+    assert backfill["Verified"]["jsonPath"] == \
+        '.status.conditions[?(@.type=="Verified")].status'
+    assert snapshot["Size"]["jsonPath"] == ".status.progress.size"
+    assert snapshot["ETA"]["jsonPath"] == ".status.progress.eta"
+    assert not snapshot["Size"].get("priority") and not snapshot["ETA"].get("priority")
 
 
 def test_unsupported_union_is_refused() -> None:

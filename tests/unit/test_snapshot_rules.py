@@ -172,7 +172,9 @@ def test_in_progress_status_with_rate_eta_and_counts() -> None:
     assert status["adopted"] is False
     assert status["progress"] == {"percent": 40.0, "shardsTotal": 3, "shardsDone": 1,
                                   "shardsFailed": 0, "bytesTotal": 1000, "bytesDone": 400,
-                                  "bytesPerSecond": 200.0, "etaSeconds": 3}
+                                  "bytesPerSecond": 200.0, "etaSeconds": 3,
+                                  "completion": "40%", "size": "1000B", "rate": "200B/s",
+                                  "eta": "3s"}
     assert status["indices"] == [
         {"name": "a", "state": "IN_PROGRESS", "shardsTotal": 2, "shardsDone": 1,
          "shardsFailed": 0, "documents": 5},
@@ -183,7 +185,9 @@ def test_in_progress_status_with_rate_eta_and_counts() -> None:
     conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
     assert conditions == {"Ready": ("False", "InProgress"),
                           "Progressing": ("True", "InProgress"),
-                          "Failed": ("False", "InProgress")}
+                          "Failed": ("False", "InProgress"),
+                          "Reconciling": ("True", "InProgress"),
+                          "Stalled": ("False", "InProgress")}
     SnapshotStatus.model_validate(status)  # the CRD's schema comes from this model
     events = transition_events({}, status, obs, "repo")
     assert [(e.type, e.reason) for e in events] == [("Normal", "Started")]
@@ -302,32 +306,32 @@ def conditions_of(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def test_condition_table_decides_each_phase() -> None:
-    # (phase, look, reason, (Ready, Progressing, Failed)) — written out here, not read
-    # from the table under test.
-    looks: list[tuple[str, SnapshotObservation | FerryError, str, tuple[str, str, str]]] = [
+    # (phase, look, reason, (Ready, Progressing, Failed, Reconciling, Stalled)) — written
+    # out here, not read from the table under test.
+    looks: list[tuple[str, SnapshotObservation | FerryError, str, tuple[str, ...]]] = [
         ("InProgress", SnapshotObservation(info(), progress(1, 2), "opensearch",
                                            adopted=False), "InProgress",
-         ("False", "True", "False")),
+         ("False", "True", "False", "True", "False")),
         ("Completed", SnapshotObservation(info("SUCCESS"), None, "opensearch",
                                           adopted=False), "Completed",
-         ("True", "False", "False")),
+         ("True", "False", "False", "False", "False")),
         ("PartiallyFailed", SnapshotObservation(info("PARTIAL"), None, "opensearch",
                                                 adopted=False), "PartiallyFailed",
-         ("False", "False", "True")),
+         ("False", "False", "True", "False", "True")),
         ("Failed", SnapshotObservation(info("INCOMPATIBLE"), None, "opensearch",
                                        adopted=False), "SnapshotFailed",
-         ("False", "False", "True")),
+         ("False", "False", "True", "False", "True")),
         ("Pending", ClusterUnreachable("down", code="Timeout"), "Timeout",
-         ("False", "False", "False")),
+         ("False", "False", "False", "True", "False")),
         ("Failed", InvalidSpec("spec does not parse: spec.repository: Field required"),
-         "InvalidSpec", ("False", "False", "True")),
+         "InvalidSpec", ("False", "False", "True", "False", "True")),
     ]
     for phase, look, reason, expected in looks:
         status = build_status({}, 2, "s", look)
         assert status["phase"] == phase
         assert conditions_of(status) == {
-            t: (s, reason) for t, s in zip(("Ready", "Progressing", "Failed"), expected,
-                                           strict=True)}
+            t: (s, reason) for t, s in zip(("Ready", "Progressing", "Failed", "Reconciling",
+                                            "Stalled"), expected, strict=True)}
         assert {c["message"] for c in status["conditions"]} == {status["message"]}
         assert all(c["observedGeneration"] == 2 for c in status["conditions"])
         dump_status(SnapshotStatus, status)  # no key the model does not know
@@ -340,7 +344,9 @@ def test_unobserved_keeps_the_phase_and_a_missing_snapshot_fails() -> None:
     assert blip["phase"] == "Completed"
     assert conditions_of(blip) == {"Ready": ("False", "Timeout"),
                                    "Progressing": ("Unknown", "Timeout"),
-                                   "Failed": ("False", "Timeout")}
+                                   "Failed": ("False", "Timeout"),
+                                   "Reconciling": ("True", "Timeout"),
+                                   "Stalled": ("False", "Timeout")}
     gone = FerryError("snapshot s is no longer in repository r", code="SnapshotMissing",
                       retryable=False)
     missing = build_status(done, 1, "s", gone)

@@ -16,7 +16,13 @@ from ferry.api.common import (
     TimedStatus,
     nested,
 )
-from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn, ScaleSubresource
+from ferry.api.meta import (
+    AGE_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    ScaleSubresource,
+    condition_column,
+)
 
 IndexPattern = Annotated[str, Field(min_length=1, max_length=255)]
 IndexName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^A-Z\\/*?\"<>| ,#:]+$")]
@@ -216,6 +222,13 @@ class BackfillProgress(ApiModel):
     percent: float | None = Field(default=None, ge=0, le=100, description="Percent done.")
     docs_per_second: float | None = Field(default=None, description="Moving average rate.")
     eta_seconds: int | None = Field(default=None, description="Estimated seconds remaining.")
+    # Printer columns show a status field as it is: these are the figures above as text.
+    completion: str | None = Field(
+        default=None, max_length=16, description="percent as text with its unit, e.g. 42.5%.")
+    rate: str | None = Field(
+        default=None, max_length=16, description="docsPerSecond as text, e.g. 1.2k/s.")
+    eta: str | None = Field(
+        default=None, max_length=16, description="etaSeconds as a duration, e.g. 1h02m.")
 
 
 class WorkItemCounts(ApiModel):
@@ -322,6 +335,12 @@ class BackfillStatus(TimedStatus):
     metadata: MetadataReport | None = Field(
         default=None, description="Report of the metadata migration.")
     restore: RestoreStatus | None = Field(default=None, description="Method restore's state.")
+    selector: str | None = Field(
+        default=None, max_length=1024,
+        description="Label selector of the worker pods (method copy), e.g. "
+        "app.kubernetes.io/name=ferry-worker,ferry.dev/backfill=<name>: the scale "
+        "subresource's selector, so a HorizontalPodAutoscaler or KEDA can target the "
+        "Backfill.")
 
 
 Backfill = KindInfo(
@@ -333,15 +352,24 @@ Backfill = KindInfo(
     spec=BackfillSpec,
     status=BackfillStatus,
     printer_columns=(
-        PrinterColumn("Source", ".spec.sourceRef.name", priority=1),
-        PrinterColumn("Target", ".spec.targetRef.name", priority=1),
-        PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Progress", ".status.progress.percent", "number"),
-        PrinterColumn("Docs", ".status.progress.docsMigrated", "integer"),
-        PrinterColumn("Rate", ".status.progress.docsPerSecond", "number"),
-        PrinterColumn("ETA", ".status.progress.etaSeconds", "integer"),
-        PrinterColumn("Workers", ".status.workers", "integer", priority=1),
+        PrinterColumn("Source", ".spec.sourceRef.name", description="The source Cluster."),
+        PrinterColumn("Target", ".spec.targetRef.name", description="The target Cluster."),
+        PrinterColumn("Phase", ".status.phase", description="Summary of the state."),
+        condition_column("Ready", "True once every document is copied: Completed or "
+                         "CompletedWithErrors."),
+        PrinterColumn("Progress", ".status.progress.completion",
+                      description="Documents written, in percent of those to copy."),
+        PrinterColumn("Docs", ".status.progress.docsMigrated", "integer",
+                      description="Documents written."),
+        PrinterColumn("Rate", ".status.progress.rate",
+                      description="Documents per second, over the last minute."),
+        PrinterColumn("ETA", ".status.progress.eta",
+                      description="Estimated time remaining at the current rate."),
+        condition_column("Verified", "True when the document counts of source and target "
+                         "matched at the end.", priority=1),
+        PrinterColumn("Workers", ".status.workers", "integer", priority=1,
+                      description="Workers currently active."),
         AGE_COLUMN,
     ),
-    scale=ScaleSubresource(".spec.workers", ".status.workers"),
+    scale=ScaleSubresource(".spec.workers", ".status.workers", ".status.selector"),
 )

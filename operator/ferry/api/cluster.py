@@ -16,7 +16,7 @@ from ferry.api.common import (
     StatusBase,
     nested,
 )
-from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn
+from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn, condition_column
 
 
 class BasicAuth(ApiModel):
@@ -232,12 +232,16 @@ Cluster = KindInfo(
     spec=ClusterSpec,
     status=ClusterStatus,
     printer_columns=(
-        PrinterColumn("Engine", ".status.engine"),
-        PrinterColumn("Version", ".status.version"),
-        PrinterColumn("Health", ".status.health"),
-        PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Endpoint", ".spec.endpoint", priority=1),
-        PrinterColumn("Docs", ".status.indices.documents", "integer", priority=1),
+        PrinterColumn("Engine", ".status.engine", description="elasticsearch or opensearch."),
+        PrinterColumn("Version", ".status.version", description="Engine version."),
+        PrinterColumn("Health", ".status.health", description="Cluster health."),
+        PrinterColumn("Phase", ".status.phase", description="Summary of the state."),
+        condition_column("Ready", "True when the cluster answers and its health is green "
+                         "or yellow."),
+        PrinterColumn("Endpoint", ".spec.endpoint", priority=1,
+                      description="URL of the REST endpoint."),
+        PrinterColumn("Docs", ".status.indices.documents", "integer", priority=1,
+                      description="Documents in user indices (primaries)."),
         AGE_COLUMN,
     ),
 )

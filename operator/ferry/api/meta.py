@@ -14,6 +14,8 @@ CATEGORY = "ferry"
 
 @dataclass(frozen=True)
 class PrinterColumn:
+    """An additionalPrinterColumn: what `kubectl get` shows (priority 1: with -o wide)."""
+
     name: str
     json_path: str
     type: str = "string"
@@ -24,6 +26,8 @@ class PrinterColumn:
 
 @dataclass(frozen=True)
 class ScaleSubresource:
+    """The scale subresource: `kubectl scale`, HPA and KEDA read and set replicas here."""
+
     spec_replicas_path: str
     status_replicas_path: str
     label_selector_path: str | None = None
@@ -53,4 +57,12 @@ class KindInfo:
         return f"{self.plural}.{GROUP}"
 
 
-AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
+AGE_COLUMN = PrinterColumn("Age", ".metadata.creationTimestamp", "date",
+                           description="Time since the resource was created.")
+
+
+def condition_column(type_: str, description: str, priority: int = 0) -> PrinterColumn:
+    """A column showing one condition's status (True, False, Unknown; empty if unset)."""
+    return PrinterColumn(type_, f'.status.conditions[?(@.type=="{type_}")].status',
+                         description=description, priority=priority)
+

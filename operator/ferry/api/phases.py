@@ -12,6 +12,10 @@ class Conditions:
     FAILED = "Failed"
     VERIFIED = "Verified"
     INSECURE_TLS = "InsecureTLS"
+    # kstatus (Flux, kpt, cli-utils): Reconciling=True while the operator is still on
+    # its way; Stalled=True when it failed and nothing but a person can move it on.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class ClusterPhases:

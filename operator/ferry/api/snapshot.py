@@ -13,7 +13,7 @@ from ferry.api.common import (
     LocalObjectReference,
     TimedStatus,
 )
-from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn
+from ferry.api.meta import AGE_COLUMN, KindInfo, PrinterColumn, condition_column
 
 IndexPattern = Annotated[str, Field(min_length=1, max_length=255)]
 BYTE_SIZE = r"^[0-9]+(\.[0-9]+)?(b|kb|mb|gb|tb|pb)$"
@@ -146,6 +146,17 @@ class SnapshotProgress(ApiModel):
     bytes_done: int | None = Field(default=None, description="Bytes copied (incremental).")
     bytes_per_second: float | None = Field(default=None, description="Recent copy rate.")
     eta_seconds: int | None = Field(default=None, description="Estimated seconds remaining.")
+    # Printer columns show a status field as it is: these are the figures above as text.
+    completion: str | None = Field(
+        default=None, max_length=16, description="percent as text with its unit, e.g. 42.5%.")
+    size: str | None = Field(
+        default=None, max_length=16,
+        description="bytesTotal in binary units, e.g. 1.2GiB: what this snapshot copies "
+        "into the repository (files that earlier snapshots already wrote are not counted).")
+    rate: str | None = Field(
+        default=None, max_length=16, description="bytesPerSecond as text, e.g. 12MiB/s.")
+    eta: str | None = Field(
+        default=None, max_length=16, description="etaSeconds as a duration, e.g. 1h02m.")
 
 
 class SnapshotIndexStatus(ApiModel):
@@ -200,10 +211,21 @@ Snapshot = KindInfo(
     spec=SnapshotSpec,
     status=SnapshotStatus,
     printer_columns=(
-        PrinterColumn("Cluster", ".spec.clusterRef.name"),
-        PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Progress", ".status.progress.percent", "number"),
-        PrinterColumn("Snapshot", ".status.snapshotName", priority=1),
+        PrinterColumn("Cluster", ".spec.clusterRef.name", description="The Cluster snapshotted."),
+        PrinterColumn("Phase", ".status.phase", description="Summary of the state."),
+        condition_column("Ready", "True when the snapshot completed."),
+        PrinterColumn("Progress", ".status.progress.completion",
+                      description="Bytes copied (else shards done), in percent."),
+        PrinterColumn("Size", ".status.progress.size",
+                      description="What this snapshot copies into the repository."),
+        PrinterColumn("ETA", ".status.progress.eta",
+                      description="Estimated time remaining at the current rate."),
+        PrinterColumn("Rate", ".status.progress.rate", priority=1,
+                      description="Bytes copied per second."),
+        PrinterColumn("Snapshot", ".status.snapshotName", priority=1,
+                      description="Name of the snapshot in the repository."),
+        condition_column("Verified", "True when the operator found the snapshot and its "
+                         "indices in the repository's own files.", priority=1),
         AGE_COLUMN,
     ),
     spec_validations=(

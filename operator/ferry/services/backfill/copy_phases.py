@@ -18,11 +18,13 @@ from ferry.services.backfill.pool import WorkerPool
 from ferry.services.backfill.status import (
     conditions_for,
     index_rows,
+    planned_progress,
     planned_rows,
     progress,
     verdict,
     verification,
     work_items,
+    worker_selector,
 )
 from ferry.services.outcome import Event, Outcome
 
@@ -62,8 +64,8 @@ def _plan(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
     message = (f"{len(plan.indices)} indices, {plan.docs_total} documents; migrating "
                f"metadata (mode {spec.metadata.mode})")
     return r.metadata_phase(status, generation, message, {
-        "indices": _rows(plan),
-        "progress": {"docsTotal": plan.docs_total, "docsMigrated": 0, "percent": 0.0}})
+        "indices": _rows(plan), "progress": planned_progress(plan.docs_total),
+        "selector": worker_selector(r.name)})
 
 
 def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
@@ -88,8 +90,7 @@ def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         "phase": P.RUNNING, "message": message, "conditions": conds,
         "observedGeneration": generation, "startTime": status.get("startTime") or now(),
         "coordinationIndex": svc.store.index, "metadata": result.report(),
-        "progress": {"docsTotal": plan.docs_total, "docsMigrated": 0, "percent": 0.0},
-        "indices": _rows(plan),
+        "progress": planned_progress(plan.docs_total), "indices": _rows(plan),
     }, [r.metadata_event(result), Event.normal("Planned", message)], VERIFY_SOON)
 
 
@@ -111,6 +112,7 @@ def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         "progress": progress(docs_total, summary, rate),
         "workItems": work_items(summary),
         "workers": active, "desiredWorkers": 0 if spec.paused else spec.workers,
+        "selector": worker_selector(r.name),
         "indices": index_rows(_recorded_plan(status), summary),
         "failures": summary.failures,
     }

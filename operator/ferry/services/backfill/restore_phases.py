@@ -21,8 +21,10 @@ from ferry.services.backfill.restore import (
 )
 from ferry.services.backfill.status import (
     conditions_for,
+    planned_progress,
     planned_rows,
     restore_progress,
+    shown,
     verdict,
     verification,
 )
@@ -51,7 +53,7 @@ def restore_step(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec, ph
             "indices": rows(plan, None),
             "restore": {"snapshot": snap.snapshot, "repository": snap.repository.name,
                         "engineVersion": snap.version},
-            "progress": {"docsTotal": docs_total(plan), "docsMigrated": 0, "percent": 0.0},
+            "progress": planned_progress(docs_total(plan)),
             "workers": 0, "desiredWorkers": 0})
     if phase == P.MIGRATING_METADATA:
         return _start(r, svc, spec, rsvc, plan, status, generation)
@@ -182,8 +184,8 @@ def _verify(rsvc: RestoreService, plan: list[RestoreIndex], status: dict[str, An
             if "verified" in got:
                 row["verified"] = got["verified"]
         indices.append(row)
-    progress = {**(status.get("progress") or {}), "docsTotal": docs_total(plan),
-                "docsMigrated": docs, "percent": 100.0, "etaSeconds": 0}
+    progress = shown({**(status.get("progress") or {}), "docsTotal": docs_total(plan),
+                      "docsMigrated": docs, "percent": 100.0, "etaSeconds": 0})
     new = {"phase": phase, "message": message, "conditions": conds,
            "observedGeneration": generation, "completionTime": now(),
            "indices": indices, "progress": progress, "workers": 0}

@@ -1,5 +1,7 @@
-"""Pure rules for a Backfill's status: progress figures, rate, rows, phase conditions
-and the verification verdict — for both methods (copy and restore)."""
+"""Pure rules for a Backfill's status: progress figures (and their text for printer
+columns), rate, rows, phase conditions (Ferry's and kstatus' Reconciling/Stalled), the
+worker pods' selector and the verification verdict — for both methods (copy and
+restore)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ferry.api import units
 from ferry.api.common import MAX_STATUS_LIST
 from ferry.api.phases import BackfillPhases as P
 from ferry.api.phases import Conditions
@@ -50,7 +53,35 @@ def _with_rate(out: dict[str, Any], docs_total: int, docs_done: int, rate: float
         out["docsPerSecond"] = round(rate, 1)
         if rate > 0:
             out["etaSeconds"] = int(max(0, docs_total - docs_done) / rate)
-    return out
+    return shown(out)
+
+
+# The progress figures as text too, as printer columns show them.
+TEXTS: units.Texts = {"completion": ("percent", units.percent),
+                      "rate": ("docsPerSecond", units.count_rate),
+                      "eta": ("etaSeconds", units.duration)}
+
+
+def shown(progress: dict[str, Any]) -> dict[str, Any]:
+    """The progress block with its TEXTS set from the figures."""
+    return units.with_texts(progress, TEXTS)
+
+
+def planned_progress(docs_total: int) -> dict[str, Any]:
+    """progress before any document moved."""
+    return shown({"docsTotal": docs_total, "docsMigrated": 0, "percent": 0.0})
+
+
+# The labels of the worker pods (services/backfill/deployment.py puts them on the pod
+# template; a unit test keeps the two the same).
+WORKER_APP = "ferry-worker"
+BACKFILL_LABEL = "ferry.dev/backfill"
+
+
+def worker_selector(name: str) -> str:
+    """status.selector: the scale subresource's label selector, in the string form
+    HPA and KEDA read (kubectl's -l syntax)."""
+    return f"app.kubernetes.io/name={WORKER_APP},{BACKFILL_LABEL}={name}"
 
 
 def progress(docs_total: int, summary: Summary, rate: float | None) -> dict[str, Any]:
@@ -110,14 +141,21 @@ def index_rows(plan_indices: list[dict[str, Any]], summary: Summary,
 
 def conditions_for(previous: list[dict[str, Any]], phase: str, reason: str, message: str,
                    generation: int | None) -> list[dict[str, Any]]:
-    """Ready / Progressing / Failed for a phase (Verified is set by verification)."""
-    running = phase in P.ACTIVE
+    """Ready / Progressing / Failed for a phase (Verified is set by verification), and
+    kstatus' pair: Reconciling=True in the active phases (like Progressing), Stalled=True
+    when Failed (every Failed is final: retryable errors keep the phase). Paused and
+    Evaluated wait for a person by design, so they are neither: kstatus reads them as
+    InProgress from Ready=False."""
+    running, failed = phase in P.ACTIVE, phase == P.FAILED
     conds = set_condition(previous, Conditions.PROGRESSING, running,
+                          reason if running else phase, message, generation)
+    conds = set_condition(conds, Conditions.RECONCILING, running,
                           reason if running else phase, message, generation)
     conds = set_condition(conds, Conditions.READY, phase in P.DONE, reason, message,
                           generation)
-    return set_condition(conds, Conditions.FAILED, phase == P.FAILED, reason, message,
-                         generation)
+    conds = set_condition(conds, Conditions.STALLED, failed, reason if failed else phase,
+                          message, generation)
+    return set_condition(conds, Conditions.FAILED, failed, reason, message, generation)
 
 
 def verification(rows: list[dict[str, Any]], mismatch: Callable[[dict[str, Any]], str],

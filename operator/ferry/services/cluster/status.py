@@ -1,4 +1,5 @@
-"""From one health check's outcome to a Cluster's status, conditions and events.
+"""From one health check's outcome to a Cluster's status, conditions (Ready, kstatus'
+Reconciling and Stalled, InsecureTLS) and events.
 
 Pure functions: no I/O, so the rules (what is Ready, what is an event-worthy
 transition, when a status write is due) are easy to read and to test.
@@ -10,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferry.api.cluster import ClusterSpec
+from ferry.api.phases import ClusterPhases as P
+from ferry.api.phases import Conditions as C
 from ferry.conditions import get_condition, now, parse_time, remove_condition, set_condition
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, FerryError, ReferenceNotFound
 from ferry.services.cluster.service import ClusterObservation
@@ -18,6 +21,8 @@ from ferry.services.outcome import Event
 # lastCheckedTime alone is refreshed at most this often: a steady cluster costs one
 # status write per this period, not one per check.
 HEARTBEAT = timedelta(minutes=5)
+
+STALLED_PHASES = frozenset({P.AUTHENTICATION_FAILED, P.INVALID})
 
 _OBSERVED_FIELDS = ("engine", "distribution", "version", "clusterName", "health", "nodes",
                     "dataNodes", "activeShards", "unassignedShards", "indices", "systemIndices")
@@ -62,7 +67,15 @@ def build_status(previous: dict[str, Any], spec: ClusterSpec, generation: int | 
             outcome.message
     status["phase"] = phase
     status["message"] = message
-    conditions = set_condition(conditions, "Ready", ready, reason, message, generation)
+    conditions = set_condition(conditions, C.READY, ready, reason, message, generation)
+    # kstatus' pair: a cluster the operator cannot reach is retried (Reconciling); one
+    # that refuses the credentials or is misconfigured waits for a person (Stalled); a
+    # red one is neither (Ready=False: kstatus reads it as InProgress).
+    reconciling, stalled = phase == P.UNREACHABLE, phase in STALLED_PHASES
+    conditions = set_condition(conditions, C.RECONCILING, reconciling,
+                               reason if reconciling else phase, message, generation)
+    conditions = set_condition(conditions, C.STALLED, stalled, reason if stalled else phase,
+                               message, generation)
     if spec.tls.insecure_skip_verify and spec.endpoint.startswith("https://"):
         conditions = set_condition(
             conditions, "InsecureTLS", True, "InsecureSkipVerify",

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.api import units
 from ferry.api.common import MAX_STATUS_LIST
+from ferry.api.phases import Conditions as C
 from ferry.conditions import from_millis, get_condition, set_condition
 from ferry.errors import FerryError
 from ferry.services import backoff
@@ -25,16 +27,19 @@ PHASES = {"SUCCESS": "Completed", "PARTIAL": "PartiallyFailed", "FAILED": "Faile
 # The state of a snapshot that was started but could not be looked at this time: it
 # goes on inside the cluster, unseen; the phase stays what it was.
 UNOBSERVED = "Unobserved"
-CONDITION_TYPES = ("Ready", "Progressing", "Failed")
+CONDITION_TYPES = (C.READY, C.PROGRESSING, C.FAILED, C.RECONCILING, C.STALLED)
 # The one place that decides the Ready / Progressing / Failed statuses of each state a
-# look can end in. The three conditions share that look's reason and message.
-CONDITIONS: dict[str, tuple[str, str, str]] = {
-    "Pending": ("False", "False", "False"),
-    "InProgress": ("False", "True", "False"),
-    UNOBSERVED: ("False", "Unknown", "False"),
-    "Completed": ("True", "False", "False"),
-    "PartiallyFailed": ("False", "False", "True"),
-    "Failed": ("False", "False", "True"),
+# look can end in, and kstatus' Reconciling / Stalled: Reconciling while the snapshot is
+# on its way (Pending retries by itself; Unobserved goes on unseen), Stalled once it
+# ended failed (PartiallyFailed, Failed: a new Snapshot is what moves on). The
+# conditions share that look's reason and message.
+CONDITIONS: dict[str, tuple[str, str, str, str, str]] = {
+    "Pending": ("False", "False", "False", "True", "False"),
+    "InProgress": ("False", "True", "False", "True", "False"),
+    UNOBSERVED: ("False", "Unknown", "False", "True", "False"),
+    "Completed": ("True", "False", "False", "False", "False"),
+    "PartiallyFailed": ("False", "False", "True", "False", "True"),
+    "Failed": ("False", "False", "True", "False", "True"),
 }
 # Polling: fast at first (a small snapshot ends in seconds), then backing off.
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 2.0, 1.5, 30.0
@@ -60,7 +65,8 @@ def retry_delay(error: FerryError, failures: int) -> float:
 
 def set_conditions(conditions: list[dict[str, Any]], generation: int | None, state: str,
                    reason: str, message: str) -> list[dict[str, Any]]:
-    """Ready, Progressing and Failed as ``CONDITIONS`` has them for ``state``."""
+    """Ready, Progressing, Failed, Reconciling and Stalled as ``CONDITIONS`` has them
+    for ``state``."""
     for type_, status in zip(CONDITION_TYPES, CONDITIONS[state], strict=True):
         conditions = set_condition(conditions, type_, status, reason, message, generation)
     return conditions
@@ -101,7 +107,14 @@ def progress_fields(info: SnapshotInfo, progress: Progress | None) -> dict[str, 
         out["shardsTotal"] = info.shards_total
         out["shardsFailed"] = info.shards_failed or 0
         out["shardsDone"] = info.shards_successful or 0
-    return {k: v for k, v in out.items() if v is not None}
+    return units.with_texts({k: v for k, v in out.items() if v is not None}, TEXTS)
+
+
+# The progress figures as text too, as printer columns show them.
+TEXTS: units.Texts = {"completion": ("percent", units.percent),
+                      "size": ("bytesTotal", units.size),
+                      "rate": ("bytesPerSecond", units.byte_rate),
+                      "eta": ("etaSeconds", units.duration)}
 
 
 def index_rows(info: SnapshotInfo, progress: Progress | None,
