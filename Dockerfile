@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 # The Ferry operator image: `make image` (docker build -t ferry-operator:<version> .).
 #
-# Stage 1 builds the wheel and installs it with its dependencies, resolved from the
-# project's own pins in pyproject.toml, into a virtualenv. Every dependency ships a
-# manylinux wheel, so no compiler is needed in either stage; the final stage copies
-# only the virtualenv onto a fresh slim base and runs as a non-root user.
+# Stage 1 installs the dependencies exactly as requirements.lock pins them (versions and
+# hashes, from `pip-compile --generate-hashes`; see the lock's header), then Ferry's own
+# wheel without resolving anything again. Every dependency ships a manylinux wheel, so no
+# compiler is needed in either stage; the final stage copies only the virtualenv onto a
+# fresh slim base and runs as a non-root user.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -13,12 +14,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/ferry
+# The lock first: its layer stays cached while only Ferry's code changes.
+COPY requirements.lock ./
+RUN /opt/ferry/bin/pip install --require-hashes --only-binary=:all: --no-deps \
+      -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-# The same two steps as tests/integration/test_image.py: build the wheel, install it
-# (--only-binary: fail rather than compile anything from source).
+# Ferry's wheel on top (--no-deps: the lock brought them), then a check that the lock
+# satisfies every requirement the wheel declares.
 RUN /opt/ferry/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/ferry/bin/pip install --only-binary=:all: /wheels/ferry_operator-*.whl \
+ && /opt/ferry/bin/pip install --no-deps --no-index /wheels/ferry_operator-*.whl \
+ && /opt/ferry/bin/pip check \
  && /opt/ferry/bin/ferry --help > /dev/null
 
 FROM ${PYTHON_IMAGE}
@@ -34,6 +40,7 @@ RUN groupadd --gid 10001 ferry \
 COPY --from=build /opt/ferry /opt/ferry
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8080
+# Health (/healthz) and Prometheus (/metrics).
+EXPOSE 8080 9090
 ENTRYPOINT ["ferry"]
 CMD ["run"]

@@ -141,8 +141,11 @@ def operator(crds: KubeAPIServer) -> Iterator[OperatorProcess]:
     # Short leases so tests that kill the operator see its items re-claimed quickly.
     # FERRY_CLEANUP_TIMEOUT: deleting a resource gives up on an unreachable cluster after
     # this many seconds (default 600), small here so tests of that bound stay short.
+    # FERRY_WORKER_IMAGE: what the chart passes (Backfill executor pods; no kubelet pulls it).
     proc = OperatorProcess(crds.kubeconfig, env={"FERRY_LEASE_SECONDS": "15",
-                                                 "FERRY_CLEANUP_TIMEOUT": "15"}).start()
+                                                 "FERRY_CLEANUP_TIMEOUT": "15",
+                                                 "FERRY_WORKER_IMAGE": "ferry-operator:test"},
+                           ).start()
     try:
         yield proc
     finally:

@@ -12,19 +12,37 @@ which win over the defaults here. Nothing below this module reads the environmen
 | FERRY_PEERING | peering | standalone |
 | FERRY_LEASE_SECONDS | lease_seconds: a work item's lease | 60 |
 | FERRY_CLEANUP_TIMEOUT | cleanup_timeout: deletion gives up after | 600 |
-| FERRY_WORKER_IMAGE | worker_image (pods executor) | DEFAULT_WORKER_IMAGE |
+| FERRY_WORKER_IMAGE | worker_image (pods executor; the chart passes the operator's) | none |
 | FERRY_WORKER_SERVICE_ACCOUNT | worker_service_account | ferry |
+| FERRY_WORKER_TEMPLATE | worker_template: a YAML file read now (the chart mounts it) | none |
+| FERRY_WORKER_METRICS_PORT | worker_metrics_port: /metrics of worker pods (0: off) | 9090 |
+
+The worker template is a mapping of the keys in WORKER_TEMPLATE_KEYS (what a worker pod
+takes from the chart: pull secrets, resources, scheduling, security, volumes, env, host
+network). A missing file is warned about and an unreadable one logged as an error; both
+leave the template empty, as a typo in a variable keeps its default.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-DEFAULT_WORKER_IMAGE = "ghcr.io/ferry/ferry:0.1.0"
+import yaml
+
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
+# What a worker template may hold, and the type of each key's value.
+WORKER_TEMPLATE_KEYS: dict[str, type] = {
+    "imagePullPolicy": str, "imagePullSecrets": list, "resources": dict,
+    "nodeSelector": dict, "tolerations": list, "affinity": dict,
+    "podSecurityContext": dict, "securityContext": dict, "volumes": list,
+    "volumeMounts": list, "env": list, "hostNetwork": bool,
+}
+
+log = logging.getLogger("ferry.settings")
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,11 @@ class OperatorOptions:
     metrics_port: int = 9090
     lease_seconds: float = 60.0
     cleanup_timeout: float = 600.0
-    worker_image: str = DEFAULT_WORKER_IMAGE
+    # No default: an image that is not the operator's own would be a guess.
+    worker_image: str = ""
     worker_service_account: str = "ferry"
+    worker_template: dict[str, Any] = field(default_factory=dict)
+    worker_metrics_port: int = 9090
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorOptions:
@@ -71,11 +92,47 @@ def _parse(name: str, raw: str) -> Any:
         return raw or None
     if name == "verbose":
         return raw.lower() in ("1", "true", "yes")
+    if name == "worker_template":
+        return read_worker_template(raw)
     try:
-        if name == "metrics_port":
+        if name in ("metrics_port", "worker_metrics_port"):
             return int(raw)
         if name in ("lease_seconds", "cleanup_timeout"):
             return max(0.0, float(raw))
     except ValueError:
         return _INVALID  # a typo in a variable keeps the default rather than crash
     return raw
+
+
+def read_worker_template(path: str) -> Any:
+    """The worker template in the YAML file at ``path`` (empty: none)."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            template = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        log.warning("FERRY_WORKER_TEMPLATE: %s does not exist; worker pods get no "
+                    "template", path)
+        return _INVALID
+    except (OSError, yaml.YAMLError) as exc:
+        log.error("FERRY_WORKER_TEMPLATE: cannot read %s (%s); worker pods get no "
+                  "template", path, exc)
+        return _INVALID
+    problems = _template_problems(template)
+    if problems:
+        log.error("FERRY_WORKER_TEMPLATE: %s: %s; worker pods get no template", path,
+                  "; ".join(problems))
+        return _INVALID
+    return template
+
+
+def _template_problems(template: Any) -> list[str]:
+    if not isinstance(template, dict):
+        return [f"a mapping is expected, not {type(template).__name__}"]
+    problems = [f"unknown key {key!r}" for key in template if key not in WORKER_TEMPLATE_KEYS]
+    problems += [f"{key} must be a {WORKER_TEMPLATE_KEYS[key].__name__}"
+                 for key, value in template.items()
+                 if key in WORKER_TEMPLATE_KEYS and value is not None
+                 and not isinstance(value, WORKER_TEMPLATE_KEYS[key])]
+    return problems

@@ -1,6 +1,8 @@
 """`ferry worker`: copy workers for one Backfill in their own process (the pods
 executor). They share the Backfill's work items with every other worker through the
-coordination index; the operator keeps planning, status and verification."""
+coordination index; the operator keeps planning, status and verification. A worker serves
+the same /metrics as the operator (``settings.metrics_port``; its bulk latency and its
+clusters' busy answers), which the chart's PodMonitor scrapes."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 import signal
 import threading
 
+from ferry import metrics
 from ferry.api.phases import BackfillPhases as P
 from ferry.clients.kube import ObjectReader
 from ferry.errors import FerryError
@@ -24,6 +27,7 @@ def run_worker(namespace: str, name: str, options: OperatorOptions, threads: int
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    metrics.serve(options.metrics_port)
     references = References(namespace, ObjectReader())
     pool: WorkerPool | None = None
     service: CopyService | None = None

@@ -1,6 +1,7 @@
 """The Helm chart with the real helm (v4) and a real API server: lint, render, server-side
 dry-run of every object, install, upgrade with a changed CRD, uninstall that keeps the
-CRDs and the users' resources.
+CRDs and the users' resources. What the operator makes of the chart's worker template is
+in test_worker_pods.py.
 
 Installing owns the CRDs, so these tests use an API server of their own (started in
 seconds), never the session's, whose CRDs other tests rely on."""
@@ -40,7 +41,11 @@ NON_DEFAULT: dict[str, Any] = {
     "crds": {"keep": False},
     "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
     "rbac": {"aggregateToUserRoles": False},
-    "podsExecutor": {"image": "registry.example/ferry/worker:1", "serviceAccountName": "copier"},
+    "podsExecutor": {"image": "registry.example/ferry/worker:1", "serviceAccountName": "copier",
+                     "imagePullPolicy": "Always", "imagePullSecrets": [{"name": "worker-regcred"}],
+                     "nodeSelector": {"pool": "copy"}, "hostNetwork": True,
+                     "metrics": {"port": 9400, "podMonitor": {"enabled": True,
+                                                              "labels": {"release": "prom"}}}},
     "metrics": {"port": 9100, "serviceMonitor": {"enabled": True, "interval": "15s",
                                                   "labels": {"release": "prom"}}},
     "networkPolicy": {"enabled": True,
@@ -57,49 +62,51 @@ NON_DEFAULT: dict[str, Any] = {
                      "effect": "NoSchedule"}],
     "extraArgs": ["--cleanup-timeout=120"],
     "extraEnv": [{"name": "FERRY_LEASE_SECONDS", "value": "30"}],
+    # The filesystem snapshot repository the operator reads to verify Snapshots.
+    "extraVolumes": [{"name": "snapshots", "persistentVolumeClaim": {"claimName": "es-repo"}}],
+    "extraVolumeMounts": [{"name": "snapshots", "mountPath": "/mnt/snapshots",
+                           "readOnly": True}],
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                   "whenUnsatisfiable": "ScheduleAnyway"}],
+    "podDisruptionBudget": {"enabled": True},
 }
 
-# kopf's peering CRDs (kopf.dev/v1, as kopf documents them), for the peering objects the
-# non-default render contains.
-KOPF_PEERING_CRDS = [{
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"{plural}.kopf.dev"},
-    "spec": {"scope": scope, "group": "kopf.dev",
-             "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
-             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                 "openAPIV3Schema": {"type": "object", "properties": {"status": {
-                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]},
-} for kind, plural, scope in (("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"),
-                              ("KopfPeering", "kopfpeerings", "Namespaced"))]
-
-# The part of prometheus-operator's ServiceMonitor CRD (monitoring.coreos.com/v1) that the
-# chart uses, with the upstream types and patterns; unknown fields are rejected by
-# kubectl's strict field validation.
+# The part of prometheus-operator's ServiceMonitor and PodMonitor CRDs
+# (monitoring.coreos.com/v1) that the chart uses, with the upstream types and patterns;
+# unknown fields are rejected by kubectl's strict field validation.
 _DURATION = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?" \
     "(([0-9]+)ms)?)$"
-SERVICEMONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"kind": "ServiceMonitor", "plural": "servicemonitors",
-                       "singular": "servicemonitor", "listKind": "ServiceMonitorList"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                 "openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": {
-                     "spec": {"type": "object", "required": ["selector"], "properties": {
-                         "selector": {"type": "object", "properties": {
-                             "matchLabels": {"type": "object", "additionalProperties": {
-                                 "type": "string"}}}},
-                         "namespaceSelector": {"type": "object", "properties": {
-                             "any": {"type": "boolean"},
-                             "matchNames": {"type": "array", "items": {"type": "string"}}}},
-                         "endpoints": {"type": "array", "items": {
-                             "type": "object", "properties": {
-                                 "port": {"type": "string"},
-                                 "path": {"type": "string"},
-                                 "interval": {"type": "string", "pattern": _DURATION},
-                                 "scrapeTimeout": {"type": "string", "pattern": _DURATION},
-                             }}}}}}}}}]},
-}
+
+
+def _monitor_crd(kind: str, endpoints: str) -> dict[str, Any]:
+    plural = f"{kind.lower()}s"
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                 "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
+                           "listKind": f"{kind}List"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object", "required": ["spec"], "properties": {
+                         "spec": {"type": "object", "required": ["selector"], "properties": {
+                             "selector": {"type": "object", "properties": {
+                                 "matchLabels": {"type": "object", "additionalProperties": {
+                                     "type": "string"}}}},
+                             "namespaceSelector": {"type": "object", "properties": {
+                                 "any": {"type": "boolean"},
+                                 "matchNames": {"type": "array", "items": {"type": "string"}}}},
+                             endpoints: {"type": "array", "items": {
+                                 "type": "object", "properties": {
+                                     "port": {"type": "string"},
+                                     "path": {"type": "string"},
+                                     "interval": {"type": "string", "pattern": _DURATION},
+                                     "scrapeTimeout": {"type": "string", "pattern": _DURATION},
+                                 }}}}}}}}}]},
+    }
+
+
+MONITOR_CRDS = [_monitor_crd("ServiceMonitor", "endpoints"),
+                _monitor_crd("PodMonitor", "podMetricsEndpoints")]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +150,7 @@ def test_default_render(helm: Helm) -> None:
     objects = helm.render()
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(["CustomResourceDefinition"] * 3 + ["ClusterRole"] * 4 + [
-        "ClusterRoleBinding", "ServiceAccount", "Deployment", "Service"])
+        "ClusterRoleBinding", "ServiceAccount", "Deployment", "Service", "ConfigMap"])
     # CRDs: the generated ones plus Helm's labels and the keep policy.
     for crd in find(objects, "CustomResourceDefinition"):
         generated = yaml.safe_load((ROOT / "crds" / f"ferry.dev_{crd['spec']['names']['plural']}"
@@ -171,7 +178,17 @@ def test_default_render(helm: Helm) -> None:
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["FERRY_WORKER_IMAGE"] == "ferry-operator:0.1.0"
     assert env["FERRY_WORKER_SERVICE_ACCOUNT"] == "ferry-worker"
-    assert env["FERRY_METRICS_PORT"] == "9090"
+    assert env["FERRY_METRICS_PORT"] == env["FERRY_WORKER_METRICS_PORT"] == "9090"
+    # The worker template: a ConfigMap mounted where FERRY_WORKER_TEMPLATE points.
+    (template,) = find(objects, "ConfigMap", "ferry-worker-template")
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "worker-template"]
+    assert env["FERRY_WORKER_TEMPLATE"] == f"{mount['mountPath']}/template.yaml"
+    assert {"name": "worker-template", "configMap": {"name": "ferry-worker-template"}} \
+        in pod["volumes"]
+    worker = yaml.safe_load(template["data"]["template.yaml"])
+    assert worker["imagePullPolicy"] == "IfNotPresent" and worker["imagePullSecrets"] == []
+    assert worker["resources"]["limits"]["memory"] == "512Mi"
+    assert worker["hostNetwork"] is False
     # All namespaces: one ClusterRole with the CRD watch, no Roles, no namespace listing.
     (role,) = find(objects, "ClusterRole", "ferry")
     resources = {r for rule in role["rules"] for r in rule["resources"]}
@@ -200,6 +217,27 @@ def test_non_default_render(helm: Helm) -> None:
     assert env["FERRY_LEASE_SECONDS"] == "30" and env["FERRY_METRICS_PORT"] == "9100"
     assert pod["tolerations"][0]["key"] == "dedicated"
     assert pod["priorityClassName"] == "system-cluster-critical"
+    assert {"name": "snapshots", "persistentVolumeClaim": {"claimName": "es-repo"}} \
+        in pod["volumes"]
+    assert {"name": "snapshots", "mountPath": "/mnt/snapshots", "readOnly": True} \
+        in container["volumeMounts"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"] == {"matchLabels": deploy["spec"]["selector"]["matchLabels"]}
+    (budget,) = find(objects, "PodDisruptionBudget", "migrations")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": deploy["spec"]["selector"]}
+    # The worker template: the worker values, the pull secrets of their own.
+    (template,) = find(objects, "ConfigMap", "migrations-worker-template")
+    worker = yaml.safe_load(template["data"]["template.yaml"])
+    assert worker["imagePullSecrets"] == [{"name": "worker-regcred"}]
+    assert worker["imagePullPolicy"] == "Always" and worker["hostNetwork"] is True
+    assert worker["nodeSelector"] == {"pool": "copy"}
+    assert env["FERRY_WORKER_METRICS_PORT"] == "9400"
+    (pod_monitor,) = find(objects, "PodMonitor", "migrations-workers")
+    assert pod_monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    assert pod_monitor["metadata"]["labels"]["release"] == "prom"
+    # kopf's peering CRDs are in crds/: installed by Helm first, never rendered.
+    assert not [o for o in objects if o["kind"] == "CustomResourceDefinition"
+                and o["spec"]["group"] == "kopf.dev"]
     # A Role in each watched namespace, the cluster-scoped remainder in a ClusterRole.
     for ns in ("team-a", "team-b"):
         (role,) = find(objects, "Role", "migrations", ns)
@@ -225,7 +263,7 @@ def test_switches_turn_things_off(helm: Helm) -> None:
                            "rbac": {"watchCRDs": False, "aggregateToUserRoles": False},
                            "metrics": {"enabled": False}})
     assert sorted(o["kind"] for o in objects) == [
-        "ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+        "ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]  # no ConfigMap
     (role,) = find(objects, "ClusterRole")
     resources = {r for rule in role["rules"] for r in rule["resources"]}
     assert not resources & {"deployments", "customresourcedefinitions"}
@@ -259,12 +297,16 @@ def test_every_rendered_object_passes_server_dry_run(
         helm: Helm, chart_kube: KubeAPIServer, values: dict[str, Any] | None) -> None:
     kube = chart_kube
     # What the objects need to exist first: their namespaces, and the CRDs of the
-    # third-party kinds (kopf's peering, prometheus-operator's ServiceMonitor).
+    # third-party kinds: kopf's peering (the chart's crds/, as Helm would install them)
+    # and prometheus-operator's monitors.
     for ns in ("ferry-system", "team-a", "team-b"):
         kube.kubectl("create", "namespace", ns, check=False)
-    _apply_objects(kube, [*KOPF_PEERING_CRDS, SERVICEMONITOR_CRD], "--server-side")
+    kube.kubectl("apply", "--server-side", "-f", str(CHART / "crds"))
+    _apply_objects(kube, MONITOR_CRDS, "--server-side")
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                 "crd/kopfpeerings.kopf.dev", "crd/servicemonitors.monitoring.coreos.com")
+                 "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev",
+                 "crd/servicemonitors.monitoring.coreos.com",
+                 "crd/podmonitors.monitoring.coreos.com")
     objects = helm.render(values)
     # CRDs first (a dry-run CRD does not serve its kind), then everything else.
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
@@ -283,7 +325,8 @@ def test_install_upgrade_with_a_changed_crd_and_uninstall_keeps_crds_and_resourc
     out = helm.run("install", "ferry", str(CHART), "--namespace", "ferry-system",
                    "--create-namespace", kube=kube)
     assert "STATUS: deployed" in out.stdout
-    assert "kubectl get clusters -w" in out.stdout  # NOTES.txt says what to do next
+    assert "kubectl get fcl -w" in out.stdout  # NOTES.txt says what to do next
+    assert "kind load docker-image ferry-operator:0.1.0" in out.stdout  # the local image
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "-l",
                  "app.kubernetes.io/part-of=ferry")
     crd = json.loads(kube.kubectl("get", "crd", "clusters.ferry.dev", "-o", "json").stdout)
@@ -381,3 +424,4 @@ def test_e2e_kind_manifests_pass_a_server_dry_run_and_the_seed_script_runs(
             assert count["count"] == 500  # type: ignore[index]
     finally:
         opensearch.request("DELETE", f"/{prefix}*")
+

@@ -1,6 +1,7 @@
-"""The container image's install step, without a Docker engine: the Dockerfile builds the
-wheel and installs it into a fresh virtualenv with binary dependencies only; this does
-the same and runs the entrypoint. `make image` builds the image itself where Docker is."""
+"""The container image's install step, without a Docker engine: the Dockerfile installs
+requirements.lock (versions and hashes) into a fresh virtualenv, then Ferry's wheel
+without resolving again, then `pip check`; this does the same and runs the entrypoint.
+`make image` builds the image itself where Docker is."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    # The image build sees only the package index: no local wheel folders.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VIRTUAL_ENV", "PYTHON", "PIP_FIND_LINKS"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     wheels = tmp_path / "wheels"
     # Stage 1 of the Dockerfile: the wheel, built from pyproject.toml ...
@@ -25,14 +28,18 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
                     str(wheels), str(ROOT)], check=True, capture_output=True, env=env,
                    timeout=300)
     (wheel,) = wheels.glob("ferry_operator-*.whl")
-    # ... installed with its dependencies (the project's pins), none built from source.
+    # ... the lock's pins with their hashes, none built from source, then the wheel
+    # alone, and pip's own check that the lock satisfies what the wheel declares.
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--only-binary=:all:",
-                              "--no-compile",  # the image compiles; the test need not
-                              str(wheel)], capture_output=True, text=True, env=env,
-                             timeout=600)
-    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    pip = str(venv / "bin" / "pip")
+    for args in (["--require-hashes", "--only-binary=:all:", "--no-deps", "-r",
+                  str(ROOT / "requirements.lock")], ["--no-deps", str(wheel)]):
+        install = subprocess.run([pip, "install", "--no-compile", *args],
+                                 capture_output=True, text=True, env=env, timeout=600)
+        assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    check = subprocess.run([pip, "check"], capture_output=True, text=True, env=env)
+    assert check.returncode == 0, check.stdout
     ferry = venv / "bin" / "ferry"
     # The image's ENTRYPOINT ["ferry"] with CMD ["run"], asked for help.
     out = subprocess.run([str(ferry), "--help"], capture_output=True, text=True, env=env,

@@ -49,10 +49,13 @@ def _leaves(node: Any, prefix: str = "") -> list[str]:
 def test_every_value_is_documented_in_the_chart_readme() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     documented = set(re.findall(r"^\| `([^`]+)` \|", (CHART / "README.md").read_text(), re.M))
-    # Leaves, except inside maps whose contents are examples (resources, contexts).
+    # Leaves, except inside maps whose contents are examples (resources, contexts), of
+    # the operator and of the worker pods.
+    examples = [f"{pod}{key}" for pod in ("", "podsExecutor.")
+                for key in ("resources", "podSecurityContext", "securityContext")]
     wanted = {leaf for leaf in _leaves(values)
-              if not leaf.startswith(("resources.", "podSecurityContext.", "securityContext."))}
-    wanted |= {"resources", "podSecurityContext", "securityContext"}
+              if not leaf.startswith(tuple(f"{key}." for key in examples))}
+    wanted |= set(examples)
     assert wanted - documented == set(), "undocumented values"
     assert documented - wanted == set(), "documented values that do not exist"
 
@@ -114,3 +117,34 @@ def test_argocd_health_checks_in_the_chart_readme_match_the_snippet() -> None:
                                     for k in KINDS}
     # The README embeds the whole snippet file, verbatim.
     assert HEALTH.read_text().strip() in readme
+
+
+def _lock() -> dict[str, str]:
+    """requirements.lock as name → pinned version (every pin carries hashes)."""
+    text = (ROOT / "requirements.lock").read_text()
+    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", text, re.M))
+    assert text.count("==") == len(pins) and text.count("--hash=sha256:") >= len(pins)
+    return pins
+
+
+def test_the_image_installs_the_lock_which_pins_every_dependency_in_range() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {canonicalize_name(name): version for name, version in _lock().items()}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: re-run pip-compile"
+        assert requirement.specifier.contains(pins[name]), (
+            f"requirements.lock pins {name}=={pins[name]}, outside {requirement.specifier}")
+    # kopf brings aiohttp; Ferry itself imports none of it.
+    assert "aiohttp" not in {canonicalize_name(Requirement(d).name)
+                             for d in project["dependencies"]}
+    assert "aiohttp" in pins
+    build = _stages((ROOT / "Dockerfile").read_text())[0]
+    install = next(line for line in build if "requirements.lock" in line and "pip" in line)
+    assert "--require-hashes" in install and "--only-binary=:all:" in install
+    assert any("--no-deps --no-index /wheels/ferry_operator" in line for line in build)
+    assert "!requirements.lock" in (ROOT / ".dockerignore").read_text().splitlines()

@@ -162,3 +162,25 @@ Clusters and their Secrets/ConfigMaps. Read-only: the operator writes status. */
   verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end }}
+
+{{/* What every worker pod takes from the chart (settings.WORKER_TEMPLATE_KEYS): the
+ConfigMap the operator reads at start and merges into each worker Deployment. */}}
+{{- define "ferry.workerTemplate" -}}
+{{- $w := .Values.podsExecutor }}
+{{- toYaml (dict
+  "imagePullPolicy" (default .Values.image.pullPolicy $w.imagePullPolicy)
+  "imagePullSecrets" (default .Values.imagePullSecrets $w.imagePullSecrets)
+  "resources" $w.resources
+  "nodeSelector" $w.nodeSelector
+  "tolerations" $w.tolerations
+  "affinity" $w.affinity
+  "podSecurityContext" $w.podSecurityContext
+  "securityContext" $w.securityContext
+  "volumes" $w.volumes
+  "volumeMounts" $w.volumeMounts
+  "env" $w.env
+  "hostNetwork" $w.hostNetwork) }}
+{{- end }}
+
+{{/* Where the operator's container finds that template. */}}
+{{- define "ferry.workerTemplateDir" -}}/etc/ferry/worker{{- end }}

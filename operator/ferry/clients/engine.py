@@ -10,6 +10,9 @@ so every answer is read the same way (the idea of ECK's ``client/error.go``):
 - everything else → :func:`classify`: unreachable, TLS, timeouts, credentials, and
   retryable busy answers (429, 5xx).
 
+An Engine that knows its Cluster (namespace, name) counts that Cluster's 429 and 5xx
+answers and times its bulk requests (``ferry.metrics``), here, where every request passes.
+
 Nothing outside ``ferry.clients`` imports the opensearch-py client: services hold an
 :class:`Engine`.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
+from ferry import metrics
 from ferry.errors import AuthenticationFailed, ClusterUnreachable, EngineError, FerryError
 
 # Refusals some engine versions answer with HTTP 500: not transient, retrying cannot help.
@@ -220,9 +225,12 @@ class Engine:
     """One search cluster: the one way to send it a request. Blocking, thread-safe (the
     client's connection pool is), and never logs a request body."""
 
-    def __init__(self, client: OpenSearch, url: str) -> None:
+    def __init__(self, client: OpenSearch, url: str,
+                 cluster: tuple[str, str] | None = None) -> None:
         self._client = client
         self.url = url
+        # (namespace, name) of the Cluster resource, the label of its request metrics.
+        self.cluster = cluster
         self._info: EngineInfo | None = None
 
     def close(self) -> None:
@@ -239,16 +247,22 @@ class Engine:
                 missing_ok: bool = True) -> Any:
         """One request. 404 → None (``missing_ok``) or Refused; refusals → Refused;
         the rest → a classified FerryError."""
+        started, status = time.monotonic(), 0
         try:
             return self._client.transport.perform_request(
                 method, path, params=dict(params) if params else None, body=body,
                 headers=dict(headers) if headers else None)
         except os_exc.TransportError as exc:
-            if missing_ok and _status(exc) == 404:
+            status = _status(exc)
+            if missing_ok and status == 404:
                 return None
             raise self._error(exc, method, path) from None
         except Exception as exc:
             raise classify(exc, self.url) from None
+        finally:
+            if self.cluster is not None:
+                metrics.observe_request(self.cluster, path, status,
+                                        time.monotonic() - started)
 
     def _error(self, exc: os_exc.TransportError, method: str, path: str) -> FerryError:
         if isinstance(exc, os_exc.ConnectionError):

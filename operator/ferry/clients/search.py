@@ -36,11 +36,13 @@ class SearchConnection:
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     timeout: int = 30
     max_retries: int = 3
+    # (namespace, name) of the Cluster resource: the label of its request metrics.
+    cluster: tuple[str, str] | None = None
 
     def engine(self, **overrides: Any) -> Engine:
         """A new Engine on this connection (``overrides``: client options, e.g. the
         connection pool size)."""
-        return Engine(self._client(**overrides), self.url)
+        return Engine(self._client(**overrides), self.url, self.cluster)
 
     def _client(self, **overrides: Any) -> OpenSearch:
         kwargs: dict[str, Any] = {
@@ -128,11 +130,14 @@ def _sigv4_auth(spec: ClusterSpec, namespace: str, reader: ObjectReader) -> Any:
     return Urllib3AWSV4SignerAuth(credentials, sig.region, sig.service)
 
 
-def connection_for(spec: ClusterSpec, namespace: str, reader: ObjectReader) -> SearchConnection:
-    """Resolve a Cluster spec into a connection. Raises SecretNotFound and friends."""
+def connection_for(spec: ClusterSpec, namespace: str, reader: ObjectReader,
+                   name: str | None = None) -> SearchConnection:
+    """Resolve a Cluster spec into a connection (``name``: the Cluster's, for metrics).
+    Raises SecretNotFound and friends."""
     conn = SearchConnection(url=spec.endpoint.rstrip("/"),
                             timeout=spec.connection.timeout_seconds,
-                            max_retries=spec.connection.max_retries)
+                            max_retries=spec.connection.max_retries,
+                            cluster=(namespace, name) if name else None)
     auth = spec.auth
     if auth is not None and auth.basic is not None:
         b = auth.basic

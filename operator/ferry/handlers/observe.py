@@ -1,4 +1,5 @@
-"""Keeps the latest status of every Ferry resource for the metrics collector."""
+"""Keeps the latest status of every Ferry resource for the metrics collector, and drops
+a resource's series when it is deleted."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from ferry.api import GROUP, VERSION, Backfill, Cluster, Snapshot
 
 
 def _remember(kind: str, event_type: str, namespace: str, name: str, body: kopf.Body) -> None:
-    status = None if event_type == "DELETED" else dict(body.get("status") or {})
-    metrics.remember(kind, namespace, name, status)
+    if event_type == "DELETED":
+        metrics.forget(kind, namespace, name)
+    else:
+        metrics.remember(kind, namespace, name, dict(body.get("status") or {}))
 
 
 @kopf.on.event(GROUP, VERSION, Cluster.plural)

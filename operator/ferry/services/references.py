@@ -91,7 +91,7 @@ class References:
     def engine(self, name: str, spec: ClusterSpec | None = None, **overrides: Any) -> Engine:
         """An Engine on the Cluster (Secrets read now). Raises SecretNotFound and friends."""
         spec = spec or self.cluster(name)
-        return connection_for(spec, self.namespace, self.reader).engine(**overrides)
+        return connection_for(spec, self.namespace, self.reader, name).engine(**overrides)
 
     def endpoints(self, spec: BackfillSpec) -> Endpoints:
         source, target = self.cluster(spec.source_ref.name), self.cluster(spec.target_ref.name)
