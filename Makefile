@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv testbed crds lint test test-unit test-integration clean
+.PHONY: help venv testbed crds docs lint test test-unit test-integration clean
 .PHONY: chart-lint chart-template image e2e-kind
 
 help: ## list the targets
@@ -28,6 +28,9 @@ testbed: venv ## build/fetch the test bed: kube-apiserver, etcd, kubectl, helm, 
 crds: venv ## regenerate crds/ from the models (and the Helm chart's copy)
 	$(VENV)/bin/ferry crds --out crds
 	rm -f charts/ferry/files/crds/*.yaml && cp crds/*.yaml charts/ferry/files/crds/
+
+docs: venv ## regenerate the API reference docs/api/ from the models
+	$(VENV)/bin/ferry docs --out docs/api
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check operator tests hack

@@ -13,12 +13,13 @@
 # Running a node as root (tests and CI run as root): both engines refuse uid 0 and
 # have no switch to allow it, so start them as an unprivileged uid. Give that uid a
 # private, writable copy of config/ (the node writes its keystore there) and its
-# own data/logs/repo/tmp dirs; the install itself only needs to be readable:
+# own data/logs/repo/tmp dirs; the install itself only needs to be readable
+# ($JAVA17_HOME: a Java 17 home, as find_java() in hack/testbed/search.py picks it):
 #
 #   run=$(mktemp -d); mkdir -p "$run"/{data,logs,repo,tmp}
 #   cp -r "$ES_HOME/config" "$run/config"; chown -R 65534:65534 "$run"
 #   setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-#     env JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 ES_PATH_CONF="$run/config" \
+#     env JAVA_HOME="$JAVA17_HOME" ES_PATH_CONF="$run/config" \
 #         ES_TMPDIR="$run/tmp" ES_JAVA_OPTS="-Xms512m -Xmx512m" \
 #     "$ES_HOME/bin/elasticsearch" -Ediscovery.type=single-node \
 #         -Enetwork.host=127.0.0.1 -Ehttp.port=$HTTP -Etransport.port=$TRANSPORT \

@@ -9,9 +9,13 @@ gets a private copy of its config and its own data, logs, repo and tmp dirs.
 
 from __future__ import annotations
 
+import functools
+import glob
 import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ from pathlib import Path
 from testbed.paths import ENGINES, MissingPart
 from testbed.procs import ManagedProcess, free_port
 
-JAVA17 = Path("/usr/lib/jvm/java-17-openjdk-amd64")
+JAVA_MAJOR = 17  # what OpenSearch 2.19 and Elasticsearch 7.10 run on here
 NODE_UID = 1000  # what the node sees inside its user namespace
 FETCH_HINT = "run `make testbed` (hack/fetch-search-engines.sh)"
 
@@ -31,6 +35,54 @@ def find_install(engine: str, version: str | None = None) -> Path:
     if not found:
         raise MissingPart(f"no {engine} install under {ENGINES}; {FETCH_HINT}")
     return found[-1]
+
+
+def java_major(home: Path) -> int | None:
+    """The major version of the JDK/JRE at ``home``, or None if it is not one.
+
+    A JDK's ``release`` file names it (``JAVA_VERSION="17.0.15"``) without starting a
+    JVM; ``java -version`` is the fallback for an install that lacks the file.
+    """
+    if not (home / "bin" / "java").is_file():
+        return None
+    release = home / "release"
+    text = release.read_text(errors="replace") if release.is_file() else ""
+    match = re.search(r'^JAVA_VERSION="([^"]+)"', text, re.MULTILINE)
+    if match is None:
+        out = subprocess.run([str(home / "bin" / "java"), "-version"], capture_output=True,
+                             text=True, timeout=30)
+        match = re.search(r'version "([^"]+)"', out.stderr)
+    if match is None:
+        return None
+    parts = match.group(1).split(".")
+    # Java 8 and older call themselves 1.8.
+    return int(parts[1] if parts[0] == "1" and len(parts) > 1 else re.sub(r"\D.*", "", parts[0]))
+
+
+@functools.cache
+def find_java(major: int = JAVA_MAJOR) -> Path:
+    """The home of a Java ``major`` runtime for the nodes, looked for where a machine
+    says it is: ``JAVA_HOME``, then ``java`` on PATH (resolved through its symlinks,
+    e.g. Debian's /etc/alternatives), then /usr/lib/jvm/java-<major>-openjdk-* of any
+    architecture. Raises MissingPart naming every candidate it turned down."""
+    candidates: list[tuple[str, Path]] = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(("JAVA_HOME", Path(os.environ["JAVA_HOME"])))
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(("java on PATH", Path(os.path.realpath(on_path)).parent.parent))
+    candidates += [("/usr/lib/jvm", Path(p)) for p in
+                   sorted(glob.glob(f"/usr/lib/jvm/java-{major}-openjdk-*"))]
+    rejected = []
+    for source, home in candidates:
+        found = java_major(home)
+        if found == major:
+            return home
+        rejected.append(f"{source}: {home} ({'Java ' + str(found) if found else 'no java'})")
+    tried = "; ".join(rejected) or "no JAVA_HOME, no java on PATH, nothing in /usr/lib/jvm"
+    raise MissingPart(f"the search nodes need a Java {major} runtime and none was found "
+                      f"({tried}). Install OpenJDK {major} (e.g. apt-get install "
+                      f"openjdk-{major}-jdk-headless) or point JAVA_HOME at one.")
 
 
 @dataclass
@@ -63,8 +115,7 @@ class SearchNode:
 
     def start(self, timeout: float = 240) -> SearchNode:
         self.home = find_install(self.engine, self.version)
-        if not JAVA17.exists():
-            raise MissingPart(f"{JAVA17} is missing: the nodes need a Java 17 runtime")
+        java_home = find_java()
         run = self.workdir
         for sub in ("data", "logs", "repo", "tmp"):
             (run / sub).mkdir(parents=True, exist_ok=True)
@@ -93,8 +144,8 @@ class SearchNode:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(run),
-            "JAVA_HOME": str(JAVA17),
-            f"{prefix}_JAVA_HOME": str(JAVA17),
+            "JAVA_HOME": str(java_home),
+            f"{prefix}_JAVA_HOME": str(java_home),
             f"{prefix}_PATH_CONF": str(run / "config"),
             f"{prefix}_TMPDIR": str(run / "tmp"),
             f"{prefix}_JAVA_OPTS": f"-Xms{self.heap} -Xmx{self.heap}",
