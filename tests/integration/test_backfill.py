@@ -110,8 +110,9 @@ def test_es_to_opensearch_completes_and_verifies(
     assert hits["hits"]["total"]["value"] == expected["hits"]["total"]["value"] > 0  # type: ignore[index]
     # The printer columns answer "how far along".
     table = kube.kubectl("get", "backfills", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "DOCS", "RATE", "ETA", "AGE"]
-    assert table[1].split()[1:4] == ["Completed", "100", "50000"]
+    assert table[0].split() == ["NAME", "SOURCE", "TARGET", "PHASE", "READY", "PROGRESS",
+                                "DOCS", "RATE", "ETA", "AGE"]
+    assert table[1].split()[1:7] == ["source", "target", "Completed", "True", "100%", "50000"]
     reasons = {e["reason"] for e in kube.events(namespace, "copy")}
     assert {"Planned", "Completed"} <= reasons
     # The coordination index is the Backfill's own; deleting the Backfill removes it

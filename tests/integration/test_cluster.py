@@ -91,8 +91,9 @@ def test_cluster_becomes_ready_with_the_nodes_figures(
     assert ready_reason(obj) == healthy_reason(node)
     assert status["readOnly"] is False
     table = kube.kubectl("get", "clusters", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "ENGINE", "VERSION", "HEALTH", "PHASE", "AGE"]
-    assert table[1].split()[:5] == ["node", fixture, node.number, health["status"], "Ready"]  # type: ignore[index]
+    assert table[0].split() == ["NAME", "ENGINE", "VERSION", "HEALTH", "PHASE", "READY", "AGE"]
+    assert table[1].split()[:6] == ["node", fixture, node.number, health["status"], "Ready",  # type: ignore[index]
+                                    "True"]
     events = kube.events(namespace, "node")
     assert [(e["type"], e["reason"]) for e in events] == [("Normal", healthy_reason(node))]
     node.request("DELETE", f"/{index},.hidden-{index}")

@@ -169,8 +169,9 @@ def test_snapshot_completes_is_verified_adopted_and_deleted(
     assert ready and ready["status"] == "True" and ready["reason"] == "Completed"
     assert condition(obj, "Failed")["status"] == "False"  # type: ignore[index]
     table = kube.kubectl("get", "snapshots", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "CLUSTER", "PHASE", "PROGRESS", "AGE"]
-    assert table[1].split()[:4] == ["nightly", "source", "Completed", "100"]
+    assert table[0].split() == ["NAME", "CLUSTER", "PHASE", "READY", "PROGRESS", "SIZE",
+                                "ETA", "AGE"]
+    assert table[1].split()[:5] == ["nightly", "source", "Completed", "True", "100%"]
     expected = ["Completed", "FoundInRepository", "RepositoryRegistered", "Started"]
     reasons: list[str] = []
     deadline = time.monotonic() + 10  # events are posted just after the status changes
