@@ -137,6 +137,13 @@ def up(docs: int) -> int:
                 break
             time.sleep(1)
     console.print(_summary(kube, es, os_))
+    # The docs' picture of `ferry status` is this very screen (docs/development.md says
+    # how to refresh docs/img/ferry-status.svg from it).
+    from screenshot_status import record
+
+    shot = DEMO / "ferry-status.svg"
+    record(kube.kubeconfig, "default", shot, width=100)
+    console.print(f"recorded `ferry status` as {shot}")
     total = sum(counts.values())
     console.print(f"\n{total:,} documents migrated in {time.monotonic() - started:.0f} s "
                   "(stack start-up and data loading included).\n")
