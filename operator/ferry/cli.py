@@ -80,6 +80,45 @@ def _cmd_snapshot_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_snapshot_cat(args: argparse.Namespace) -> int:
+    """Each live document of a snapshot as a JSON line, read from the repository's files."""
+    import json
+
+    from ferry.repository import RepositoryError, open_store, read_repository
+    from ferry.repository.lucene import snapshot_documents
+
+    try:
+        store = open_store(args.repository, endpoint_url=args.endpoint_url,
+                           region=args.region, path_style=args.path_style)
+        contents = read_repository(store, details=True)
+        if args.snapshot:
+            entry = contents.snapshot(args.snapshot)
+            if entry is None:
+                raise RepositoryError(f"{args.repository} has no snapshot {args.snapshot} "
+                                      f"(it has: {', '.join(s.name for s in contents.snapshots)})")
+        elif contents.snapshots:  # the latest; index-N lists them oldest first
+            entry = max(reversed(contents.snapshots),
+                        key=lambda s: s.start_time.timestamp() if s.start_time else 0)
+        else:
+            raise RepositoryError(f"{args.repository} holds no snapshot")
+        for doc in snapshot_documents(store, contents, entry, args.index):
+            if doc.source is None:  # _source disabled in the mapping: nothing to print
+                print(f"ferry: {doc.index}/{doc.id}: no _source stored; skipped",
+                      file=sys.stderr)
+                continue
+            sys.stdout.write(json.dumps(doc.to_json(), ensure_ascii=False) + "\n")
+    except (RepositoryError, ValueError) as exc:
+        print(f"ferry: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `ferry snapshot cat ... | head`: main() handles it
+        raise
+    except Exception as exc:  # S3 errors: say which, never a traceback with a stack
+        print(f"ferry: cannot read {args.repository}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _print_snapshots(store: Any, contents: Any, details: bool) -> None:
     """The snapshots as columns; with details, their start times and shard counts,
     and under each one its indices with their shards, live documents and size."""
@@ -258,18 +297,30 @@ def build_parser() -> argparse.ArgumentParser:
                                            metavar="COMMAND")
     ls = snapshot_sub.add_parser(
         "ls", help="list the snapshots in a repository, read from its own files")
-    ls.add_argument("repository", help="a repository directory, or s3://bucket/base/path "
-                    "(credentials from the AWS default chain)")
+    _repository_arguments(ls)
     ls.add_argument("--json", action="store_true", help="JSON output, with times and shards")
     ls.add_argument("--details", action="store_true",
                     help="read every snapshot's metadata (times, shard counts) and each "
                     "index's shards, live documents and size")
-    ls.add_argument("--endpoint-url", default=None,
-                    help="S3 endpoint for S3-compatible stores (or env AWS_ENDPOINT_URL)")
-    ls.add_argument("--region", default=None, help="S3 region (or env AWS_REGION)")
-    ls.add_argument("--path-style", action="store_true", help="path-style S3 addressing")
     ls.set_defaults(func=_cmd_snapshot_ls)
+    cat = snapshot_sub.add_parser(
+        "cat", help="print a snapshot's live documents as JSON lines, read from its files")
+    _repository_arguments(cat)
+    cat.add_argument("--snapshot", default=None, help="the snapshot (default: the latest)")
+    cat.add_argument("--index", action="append", default=None, metavar="NAME",
+                     help="only this index (repeatable; default: all)")
+    cat.set_defaults(func=_cmd_snapshot_cat)
     return parser
+
+
+def _repository_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a repository is, for the `snapshot` commands: a path or an S3 prefix."""
+    parser.add_argument("repository", help="a repository directory, or s3://bucket/base/path "
+                        "(credentials from the AWS default chain)")
+    parser.add_argument("--endpoint-url", default=None,
+                        help="S3 endpoint for S3-compatible stores (or env AWS_ENDPOINT_URL)")
+    parser.add_argument("--region", default=None, help="S3 region (or env AWS_REGION)")
+    parser.add_argument("--path-style", action="store_true", help="path-style S3 addressing")
 
 
 def describe_error(exc: BaseException) -> str | None:

@@ -27,6 +27,14 @@ class BlobStore(Protocol):
         """Names of the root blobs that start with prefix."""
         ...
 
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        """``length`` bytes from ``offset`` (fewer at the blob's end); raises BlobNotFound."""
+        ...
+
+    def size(self, name: str) -> int:
+        """The blob's length in bytes; raises BlobNotFound."""
+        ...
+
 
 class FsBlobStore:
     """A shared-filesystem (``type: fs``) repository, read from a local path."""
@@ -41,6 +49,20 @@ class FsBlobStore:
     def read(self, name: str) -> bytes:
         try:
             return (self.root / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobNotFound(f"{self.root / name} does not exist") from None
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        try:
+            with (self.root / name).open("rb") as blob:
+                blob.seek(offset)
+                return blob.read(length)
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobNotFound(f"{self.root / name} does not exist") from None
+
+    def size(self, name: str) -> int:
+        try:
+            return (self.root / name).stat().st_size
         except (FileNotFoundError, NotADirectoryError):
             raise BlobNotFound(f"{self.root / name} does not exist") from None
 
@@ -66,18 +88,43 @@ class S3BlobStore:
     def _key(self, name: str) -> str:
         return f"{self.base_path}/{name}" if self.base_path else name
 
-    def read(self, name: str) -> bytes:
+    def _get(self, name: str, **extra: Any) -> Any:
         from botocore.exceptions import ClientError
 
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(name), **extra)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise BlobNotFound(f"{self.location}/{name} does not exist") from None
+            if code == "InvalidRange":  # a range that starts at or past the end
+                return None
             raise
+
+    def read(self, name: str) -> bytes:
+        body: bytes = self._get(name)["Body"].read()
+        return body
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        # A ranged GET: only the bytes asked for cross the network.
+        response = self._get(name, Range=f"bytes={offset}-{offset + length - 1}")
+        if response is None:
+            return b""
         body: bytes = response["Body"].read()
         return body
+
+    def size(self, name: str) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404", "NotFound"):
+                raise BlobNotFound(f"{self.location}/{name} does not exist") from None
+            raise
+        return int(head["ContentLength"])
 
     def list(self, prefix: str = "") -> list[str]:
         root = f"{self.base_path}/" if self.base_path else ""

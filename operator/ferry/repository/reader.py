@@ -50,6 +50,12 @@ class SnapshotEntry:
     end_time: datetime | None = None
     shards_total: int | None = None
     shards_failed: int | None = None
+    # index id -> the uuid in its ``indices/<id>/meta-<uuid>.dat`` (ES 7.9+ deduplicates
+    # index metadata across snapshots; older ones name it after the snapshot's uuid)
+    index_metadata: dict[str, str] = field(default_factory=dict)
+
+    def index_metadata_blob(self, index_id: str) -> str:
+        return f"indices/{index_id}/meta-{self.index_metadata.get(index_id, self.uuid)}.dat"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,15 +195,18 @@ def read_repository(store: BlobStore, *, details: bool = False) -> RepositoryCon
         raise RepositoryError(f"{store.location}/index-{generation} is not JSON: {exc}"
                               ) from None
     entries: list[SnapshotEntry] = []
+    identifiers = data.get("index_metadata_identifiers") or {}
     for item in data.get("snapshots", []):
         if isinstance(item, str):
             entries.append(SnapshotEntry(name=item, uuid=item))
             continue
         state = item.get("state")
+        lookup = item.get("index_metadata_lookup") or {}
         entries.append(SnapshotEntry(
             name=item["name"], uuid=item.get("uuid", item["name"]),
             state=STATES.get(state, str(state)) if state is not None else None,
-            version=item.get("version")))
+            version=item.get("version"),
+            index_metadata={i: identifiers[k] for i, k in lookup.items() if k in identifiers}))
     index_ids: dict[str, str] = {}
     by_uuid = {e.uuid: e for e in entries}
     for index, info in (data.get("indices") or {}).items():
