@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ferry.api.backfill import TargetNaming
 from ferry.services import indices
-from ferry.services.backfill.copier import CopySettings, bulk_bodies
+from ferry.services.backfill.copier import CopySettings, bulk_bodies, page_size
 from ferry.services.backfill.documents import Hit
 from ferry.services.backfill.plan import IndexPlan, Plan, work_items
 from ferry.services.backfill.status import RateTracker, conditions_for, progress
@@ -93,3 +93,12 @@ def test_index_names_are_grouped_into_paths_that_fit_a_request_line() -> None:
     assert all(len(indices.path_expression(g)) <= indices.MAX_PATH_NAMES_BYTES for g in groups)
     assert indices.name_groups(["x" * 5000]) == [["x" * 5000]]
     assert indices.path_expression(["a b", "c/d"]) == "a%20b,c%2Fd"
+
+
+def test_pages_are_sized_to_fill_a_bulk_by_bytes() -> None:
+    settings = CopySettings(max_docs=10_000, max_bytes=1_000_000)
+    assert page_size(settings, 0, 0) == 500  # sizes unknown yet: a small first page
+    assert page_size(settings, 500, 500 * 300) == 3333  # 300-byte documents
+    assert page_size(settings, 500, 500 * 50) == 10_000  # tiny ones: the result window
+    assert page_size(settings, 10, 10 * 900_000) == 1  # huge ones: one per page
+    assert page_size(CopySettings(max_docs=50), 500, 500) == 50  # maxDocs still binds

@@ -53,7 +53,11 @@ class TargetNaming(ApiModel):
 class BatchSettings(ApiModel):
     """Size of each bulk request."""
 
-    max_docs: int = Field(default=1000, ge=1, le=100000, description="Documents per bulk.")
+    max_docs: int = Field(
+        default=10000, ge=1, le=100000,
+        description="Documents per page read from the source and per bulk, at most (reads "
+        "stop at 10000, the engines' default result window). Pages are sized to fill a "
+        "bulk of maxBytes, so with the defaults bulks are bounded by bytes.")
     max_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024,
         description="Bytes per bulk request body.",

@@ -28,6 +28,10 @@ from ferry.clients.kube import ObjectReader
 from ferry.clients.search import connection_for
 from ferry.errors import InvalidSpec, ReferenceNotFound
 
+# Requests one copy worker has in flight: a page read ahead and its bulks (copier's
+# bulks_in_flight default), with one to spare.
+CONNECTIONS_PER_WORKER = 4
+
 
 def missing(kind: str, name: str) -> ReferenceNotFound:
     return ReferenceNotFound(f"{kind} {name} not found in this namespace",
@@ -94,11 +98,16 @@ class References:
         return connection_for(spec, self.namespace, self.reader, name).engine(**overrides)
 
     def endpoints(self, spec: BackfillSpec) -> Endpoints:
+        """Engines for a Backfill's two Clusters, each with a connection pool as large
+        as the requests its workers have in flight at once (a page read ahead and the
+        bulks of each worker, plus the coordination index), so no connection is
+        opened and discarded per request."""
         source, target = self.cluster(spec.source_ref.name), self.cluster(spec.target_ref.name)
         check_pair(source, target, spec)
-        source_engine = self.engine(spec.source_ref.name, source)
+        pool = {"pool_maxsize": CONNECTIONS_PER_WORKER * max(1, spec.workers) + 2}
+        source_engine = self.engine(spec.source_ref.name, source, **pool)
         try:
-            target_engine = self.engine(spec.target_ref.name, target)
+            target_engine = self.engine(spec.target_ref.name, target, **pool)
         except Exception:
             source_engine.close()
             raise

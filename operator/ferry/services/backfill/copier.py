@@ -1,13 +1,15 @@
 """Copies one work item: pages read from a :class:`DocumentSource`, written with
-``_bulk`` keeping ``_id`` and routing, checkpointed per batch. The writer is the same
-for every source."""
+``_bulk`` keeping ``_id`` and routing, reads and writes overlapping, checkpointed in
+order on a timer. The writer is the same for every source."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,9 @@ log = logging.getLogger("ferry.backfill")
 RETRYABLE_STATUSES = {429, 502, 503, 504}
 MAX_BULK_ATTEMPTS = 12
 REASON_LIMIT = 300
+# Pages: the first is small (document sizes are not known yet); later ones are sized to
+# fill a bulk by bytes, never above the engines' default result window.
+FIRST_PAGE, MIN_PAGE, MAX_PAGE = 500, 1, 10_000
 BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"
 
 
@@ -57,9 +62,11 @@ class TokenBucket:
 
 @dataclass
 class CopySettings:
-    max_docs: int = 1000
+    max_docs: int = 10_000
     max_bytes: int = 10 * 1024 * 1024
     op_type: str = "index"  # "create" skips ids that exist on the target
+    bulks_in_flight: int = 2
+    checkpoint_seconds: float = 15.0
 
 
 @dataclass
@@ -147,27 +154,76 @@ def bulk_bodies(hits: list[Hit], target_index: str, settings: CopySettings
     return chunks
 
 
+@dataclass
+class _Written:
+    """A page whose bulk is in flight, and the checkpoint it reaches once written."""
+
+    future: Future[BatchResult]
+    reached: int
+
+
+def page_size(settings: CopySettings, docs: int, size: int) -> int:
+    """Documents to ask for next: enough to fill a bulk of ``max_bytes`` at the size
+    documents had so far, within [MIN_PAGE, max_docs] and the engines' result window."""
+    cap = min(settings.max_docs, MAX_PAGE)
+    if docs <= 0:
+        return min(cap, FIRST_PAGE)
+    return max(min(cap, MIN_PAGE), min(cap, settings.max_bytes * docs // max(1, size)))
+
+
 def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: WorkItemStore,
               holder: str, settings: CopySettings, throttle: TokenBucket,
               should_stop: Callable[[], bool]) -> str:
     """Copy until the item is exhausted ("done"), asked to stop ("released"), or its
-    lease was taken by another worker ("lost")."""
-    while True:
-        if should_stop():
-            store.release(item)
-            return "released"
-        hits, reached = source.read(item, item.checkpoint, settings.max_docs)
-        if not hits:
-            item.checkpoint = reached
-            store.complete(item)
-            return "done"
-        throttle.acquire(len(hits))
-        result = write_batch(target, item.target, hits, settings)
-        item.checkpoint = reached
+    lease was taken by another worker ("lost").
+
+    A pipeline per worker: the next page is read while earlier pages are written, with
+    up to ``bulks_in_flight`` bulks at once. Pages are applied to the item in the order
+    they were read, so its checkpoint only ever covers pages that were written: a crash
+    re-copies from there, never skips. The checkpoint (which renews the lease) is saved
+    every ``checkpoint_seconds``, well inside the lease, and when the item ends."""
+    in_flight: deque[_Written] = deque()
+    read_docs = read_bytes = 0
+    last_save = time.monotonic()
+
+    def apply(written: _Written) -> None:
+        result = written.future.result()
+        item.checkpoint = written.reached
         item.docs_done += result.written + result.skipped
         item.docs_failed += len(result.failed)
         item.bytes_done += result.bytes
         item.failures = (item.failures + result.failed)[-MAX_STATUS_LIST:]
-        if not store.checkpoint(item, holder):
-            log.warning("lost the lease on %s (another worker took it over)", item.id)
-            return "lost"
+
+    with ThreadPoolExecutor(max_workers=1 + settings.bulks_in_flight,
+                            thread_name_prefix=f"ferry-copy-{holder}") as pool:
+        reading = pool.submit(source.read, item, item.checkpoint,
+                              page_size(settings, 0, 0))
+        try:
+            while True:
+                hits, reached = reading.result()
+                if not hits or should_stop():
+                    while in_flight:
+                        apply(in_flight.popleft())
+                    if not hits:
+                        item.checkpoint = reached
+                        store.complete(item)
+                        return "done"
+                    store.release(item)
+                    return "released"
+                read_docs += len(hits)
+                read_bytes += sum(len(h.source) for h in hits)
+                reading = pool.submit(source.read, item, reached,
+                                      page_size(settings, read_docs, read_bytes))
+                throttle.acquire(len(hits))
+                in_flight.append(_Written(pool.submit(write_batch, target, item.target,
+                                                      hits, settings), reached))
+                while len(in_flight) >= settings.bulks_in_flight:
+                    apply(in_flight.popleft())
+                if time.monotonic() - last_save >= settings.checkpoint_seconds:
+                    last_save = time.monotonic()
+                    if not store.checkpoint(item, holder):
+                        log.warning("lost the lease on %s (another worker took it over)",
+                                    item.id)
+                        return "lost"
+        finally:
+            reading.cancel()

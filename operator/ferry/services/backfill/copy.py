@@ -34,9 +34,14 @@ class TargetIndexNotEmpty(FerryError):
     retryable = False
 
 
-def copy_settings(spec: BackfillSpec) -> CopySettings:
+# Checkpoints (which renew a worker's lease) are saved this many times per lease.
+CHECKPOINTS_PER_LEASE = 4
+
+
+def copy_settings(spec: BackfillSpec, lease_seconds: float) -> CopySettings:
     return CopySettings(max_docs=spec.batch.max_docs, max_bytes=spec.batch.max_bytes,
-                        op_type="create" if spec.on_conflict == "skip" else "index")
+                        op_type="create" if spec.on_conflict == "skip" else "index",
+                        checkpoint_seconds=lease_seconds / CHECKPOINTS_PER_LEASE)
 
 
 def content_hash(source: Any) -> str:
@@ -50,6 +55,7 @@ class CopyService:
         self.ep = endpoints
         self.spec = spec
         self.uid = uid
+        self.lease_seconds = lease_seconds
         self.store = WorkItemStore(endpoints.target, coordination_index(uid), lease_seconds)
 
     def plan(self) -> Plan:
@@ -101,7 +107,7 @@ class CopyService:
 
     def context(self) -> CopyContext:
         return CopyContext(SeqNoWindows(self.ep.source), self.ep.target, self.store,
-                           copy_settings(self.spec),
+                           copy_settings(self.spec, self.lease_seconds),
                            TokenBucket(self.spec.throttle.max_docs_per_second))
 
     # -- verification -------------------------------------------------------------------
