@@ -54,10 +54,11 @@ class BatchSettings(ApiModel):
     """Size of each bulk request."""
 
     max_docs: int = Field(
-        default=10000, ge=1, le=100000,
+        default=1000, ge=1, le=100000,
         description="Documents per page read from the source and per bulk, at most (reads "
         "stop at 10000, the engines' default result window). Pages are sized to fill a "
-        "bulk of maxBytes, so with the defaults bulks are bounded by bytes.")
+        "bulk of maxBytes within this bound; raising it makes bigger bulks of small "
+        "documents at the cost of operator memory (a page is held while it is written).")
     max_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024,
         description="Bytes per bulk request body.",
