@@ -499,3 +499,50 @@ def test_a_hundred_daily_indices_are_planned_copied_and_verified(
     rows = opensearch.request("GET", f"/_cat/indices/{prefix}*?format=json&h=index,docs.count")
     assert sorted(r["index"] for r in rows) == sorted(names)  # type: ignore[union-attr]
     assert {r["docs.count"] for r in rows} == {"1"}  # type: ignore[union-attr]
+
+
+def test_refusal_reasons_keep_field_names_but_never_document_values(
+        kube: KubeAPIServer, operator: OperatorProcess, opensearch: SearchNode,
+        elasticsearch: SearchNode, namespace: str) -> None:
+    """Engines quote a refused document's values in their reasons ("Preview of field's
+    value: '…'"): status, events and logs get the field and the error, never the value —
+    with each engine's own words, each as the refusing target."""
+    marker = "pii-" + uuid.uuid4().hex
+    runs = []
+    for source, target, name in ((elasticsearch, opensearch, "to-os"),
+                                 (opensearch, elasticsearch, "to-es")):
+        index = f"typed-{name}-{uuid.uuid4().hex[:6]}"
+        source.request("PUT", f"/{index}", {"settings": {"number_of_replicas": 0}})
+        bulk = "".join(f'{{"index":{{"_id":"d{i}"}}}}\n'
+                       + json.dumps({"n": f"{marker}-{i}"}) + "\n" for i in range(3))
+        source.request("POST", f"/{index}/_bulk?refresh=true", bulk.encode())
+        # The target's field is an integer: every document is refused for its value.
+        target.request("PUT", f"/{index}-t", {"settings": {"number_of_replicas": 0},
+                                              "mappings": {"properties": {
+                                                  "n": {"type": "integer"}}}})
+        runs.append((name, index, target))
+        kube.apply(namespace, {
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
+            "spec": {"endpoint": target.url}}, {
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": f"{name}-src"}, "spec": {"endpoint": source.url,
+                                                          "readOnly": True}}, {
+            "apiVersion": "ferry.dev/v1alpha1", "kind": "Backfill", "metadata": {"name": name},
+            "spec": {"sourceRef": {"name": f"{name}-src"}, "targetRef": {"name": name},
+                     "indices": [index], "targetNaming": {"map": {index: f"{index}-t"}},
+                     # No templates from the shared nodes travel between them.
+                     "metadata": {"mode": "Skip"}, "maxFailedDocuments": 10}})
+    for name, index, target in runs:
+        obj = kube.wait_for("backfill", namespace, name, phase_in(
+            "Completed", "Failed", "CompletedWithErrors"), timeout=120)
+        status = obj["status"]
+        assert status["phase"] == "CompletedWithErrors", status
+        assert sorted(f["id"] for f in status["failures"]) == ["d0", "d1", "d2"]
+        for failure in status["failures"]:
+            assert "mapper_parsing_exception" in failure["reason"], failure
+            assert "[n]" in failure["reason"], failure
+        assert marker not in json.dumps(status)
+        assert count(target, f"{index}-t") == 0
+    events = kube.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert marker not in events
+    assert marker not in operator.logs()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ferry.api.backfill import TargetNaming
 from ferry.services import indices
-from ferry.services.backfill.copier import CopySettings, bulk_bodies, page_size
+from ferry.services.backfill.copier import CopySettings, bulk_bodies, page_size, redact
 from ferry.services.backfill.documents import Hit
 from ferry.services.backfill.plan import IndexPlan, Plan, work_items
 from ferry.services.backfill.status import RateTracker, conditions_for, progress
@@ -102,3 +102,26 @@ def test_pages_are_sized_to_fill_a_bulk_by_bytes() -> None:
     assert page_size(settings, 500, 500 * 50) == 10_000  # tiny ones: the result window
     assert page_size(settings, 10, 10 * 900_000) == 1  # huge ones: one per page
     assert page_size(CopySettings(max_docs=50), 500, 500) == 50  # maxDocs still binds
+
+
+def test_engine_reasons_lose_the_document_values_they_quote() -> None:
+    # As OpenSearch 2.19 and Elasticsearch 7.10 word them.
+    opensearch = ("mapper_parsing_exception: failed to parse field [n] of type [integer] in "
+                  "document with id 'd1'. Preview of field's value: 'jane.doe@example.com' "
+                  "(caused by number_format_exception: For input string: "
+                  "\"jane.doe@example.com\")")
+    elasticsearch = ("mapper_parsing_exception: failed to parse field [born] of type [date] "
+                     "in document with id 'd2'. Preview of field's value: '1999-31-31' "
+                     "(caused by illegal_argument_exception: failed to parse date field "
+                     "[1999-31-31] with format [strict_date_optional_time||epoch_millis])")
+    out = redact(opensearch)
+    assert "jane.doe" not in out
+    assert "failed to parse field [n] of type [integer]" in out
+    assert "number_format_exception" in out
+    assert "1999-31-31" in elasticsearch
+    out = redact(elasticsearch)
+    assert "failed to parse field [born] of type [date]" in out
+    assert "1999-31-31" not in out
+    assert "with format [strict_date_optional_time||epoch_millis]" in out
+    assert redact("illegal_argument_exception: can't parse value [secret] for x") == \
+        "illegal_argument_exception: can't parse value [<redacted>] for x"

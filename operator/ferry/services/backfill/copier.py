@@ -5,6 +5,7 @@ order on a timer. The writer is the same for every source."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -77,6 +78,23 @@ class BatchResult:
     bytes: int
 
 
+# Engines quote a refused document's values in their reasons ("Preview of field's
+# value: 'x'", `For input string: "x"`, "value [x]"): every quoted run, and the
+# brackets after a word that introduces a value, are redacted; the field names, types
+# and error types a person acts on (also bracketed) stay.
+# (An apostrophe after a letter — "field's" — opens no quote.)
+_QUOTED = re.compile(r"(?<![A-Za-z])'[^']*'|\"[^\"]*\"")
+_VALUE_IN_BRACKETS = re.compile(
+    r"(?i)\b(value|values|input|string|text|term|token|content|date field)(\s*)\[[^\]]*\]")
+REDACTED = "<redacted>"
+
+
+def redact(reason: str) -> str:
+    """An engine's reason for refusing a document, without the document's content."""
+    reason = _QUOTED.sub(REDACTED, reason)
+    return _VALUE_IN_BRACKETS.sub(lambda m: f"{m.group(1)}{m.group(2)}[{REDACTED}]", reason)
+
+
 def _failure(index: str, doc_id: str, error: Any) -> dict[str, Any]:
     if isinstance(error, dict):
         reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
@@ -85,8 +103,9 @@ def _failure(index: str, doc_id: str, error: Any) -> dict[str, Any]:
             reason += f" (caused by {cause.get('type')}: {cause.get('reason')})"
     else:
         reason = str(error)
-    # Reasons from mapping errors can quote a field value; keep them short.
-    return {"time": now(), "index": index, "id": doc_id, "reason": reason[:REASON_LIMIT]}
+    # Status, events and logs never carry document content; and reasons stay short.
+    return {"time": now(), "index": index, "id": doc_id,
+            "reason": redact(reason)[:REASON_LIMIT]}
 
 
 def write_batch(target: Engine, target_index: str, hits: list[Hit],
