@@ -118,6 +118,13 @@ INVALID = [
      'spec.executor: Unsupported value: "lambda"'),
     ("backfill-bad-conflict", _with(BACKFILL, onConflict="merge"),
      'spec.onConflict: Unsupported value: "merge"'),
+    # Target names an engine would refuse at index creation are refused at apply time.
+    ("backfill-uppercase-prefix", _with(BACKFILL, targetNaming={"prefix": "BAD-"}),
+     'spec.targetNaming.prefix: Invalid value: "BAD-"'),
+    ("backfill-prefix-leading-dash", _with(BACKFILL, targetNaming={"prefix": "-new"}),
+     'spec.targetNaming.prefix: Invalid value: "-new"'),
+    ("backfill-wildcard-suffix", _with(BACKFILL, targetNaming={"suffix": "*x"}),
+     'spec.targetNaming.suffix: Invalid value: "*x"'),
 ]
 
 

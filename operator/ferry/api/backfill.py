@@ -25,6 +25,12 @@ from ferry.api.meta import (
 )
 
 IndexPattern = Annotated[str, Field(min_length=1, max_length=255)]
+# What an index name may contain (lowercase, none of \/*?"<>| ,#:); a prefix may also
+# not start with what an index name may not start with (-, _, +). Checked at apply
+# time, so a bad prefix never reaches index creation.
+_NAME_CHARS = r'A-Z\\/*?"<>| ,#:'
+NAME_PART_PATTERN = rf"^[^{_NAME_CHARS}]*$"
+NAME_PREFIX_PATTERN = rf"^([^-_+{_NAME_CHARS}][^{_NAME_CHARS}]*)?$"
 IndexName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^A-Z\\/*?\"<>| ,#:]+$")]
 
 
@@ -42,8 +48,14 @@ class BackfillSource(ApiModel):
 class TargetNaming(ApiModel):
     """How target index names are derived from source names."""
 
-    prefix: str = Field(default="", max_length=100, description="Prepended to each name.")
-    suffix: str = Field(default="", max_length=100, description="Appended to each name.")
+    prefix: str = Field(default="", max_length=100, pattern=NAME_PREFIX_PATTERN,
+                        description="Prepended to each name. What an index name allows: "
+                        "no uppercase, no spaces, none of \\/*?\"<>,#: nor a vertical "
+                        "bar; and not starting with -, _ or +.")
+    suffix: str = Field(default="", max_length=100, pattern=NAME_PART_PATTERN,
+                        description="Appended to each name. What an index name allows: "
+                        "no uppercase, no spaces, none of \\/*?\"<>,#: nor a vertical "
+                        "bar.")
     map: dict[str, IndexName] = Field(
         default_factory=dict, max_length=256,
         description="Explicit source → target names; wins over prefix and suffix.",
