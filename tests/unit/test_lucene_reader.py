@@ -1,13 +1,17 @@
 """Documents read straight out of the real snapshot repositories in
 ../shared/fixtures/es-snapshots (written by ES 5.6, 6.8 and 7.10: Lucene 6, 7 and 8),
 checked against the live documents their README lists; corrupt and truncated copies
-fail naming the file; `ferry snapshot cat` prints JSON lines."""
+fail naming the file; `ferry snapshot cat` prints JSON lines. Lucene 9/10 primitives
+(little-endian bodies, the new stored-field ints, the ``.si`` has-blocks byte) on
+files built byte by byte here."""
 
 from __future__ import annotations
 
 import base64
 import json
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import cbor2
@@ -15,8 +19,13 @@ import pytest
 
 from ferry.cli import main
 from ferry.repository import FsBlobStore, read_repository
-from ferry.repository.lucene import CorruptFile, Document, snapshot_documents
+from ferry.repository.lucene import CorruptFile, Document, UnsupportedFormat, snapshot_documents
+from ferry.repository.lucene.codec import LittleEndianInput
 from ferry.repository.lucene.elastic import decode_id, source_json
+from ferry.repository.lucene.fields import read_field_infos
+from ferry.repository.lucene.livedocs import read_deleted
+from ferry.repository.lucene.segments import SegmentCommit, read_segment_info
+from ferry.repository.lucene.stored import _ints90
 from ferry.repository.reader import decode_metadata_blob
 from ferry.repository.shards import live_documents
 
@@ -180,3 +189,95 @@ def test_snapshot_cat_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> N
 def test_snapshot_cat_names_an_unknown_index(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["snapshot", "cat", str(FIXTURES / "ES_7_10_Single"), "--index", "nope"]) == 1
     assert "no index nope" in capsys.readouterr().err
+
+
+# Lucene 9/10 primitives on files built here byte by byte from the format descriptions
+# (codec header big-endian, body little-endian, CRC32 footer); real Lucene 9.12 files
+# are read in tests/integration/test_snapshot_reader.py.
+
+SEGMENT_ID = bytes(range(16))
+
+
+def lucene_file(codec: str, version: int, body: bytes, suffix: str = "") -> bytes:
+    head = (struct.pack(">I", 0x3FD76C17) + bytes([len(codec)]) + codec.encode()
+            + struct.pack(">i", version) + SEGMENT_ID + bytes([len(suffix)]) + suffix.encode())
+    data = head + body + struct.pack(">Ii", 0xC02893E8, 0)
+    return data + struct.pack(">q", zlib.crc32(data))
+
+
+def test_lucene_9_live_docs_are_little_endian_longs() -> None:
+    deleted = {1, 64, 69, 99}
+    words = [0, 0]
+    for doc in set(range(100)) - deleted:
+        words[doc // 64] |= 1 << (doc % 64)
+    data = lucene_file("Lucene90LiveDocs", 0, struct.pack("<2Q", *words), suffix="3")
+    segment = SegmentCommit("_0", SEGMENT_ID, "Lucene912", 3, len(deleted), -1, 0)
+    assert read_deleted(data, "_0_3.liv", segment, 100) == deleted
+
+
+def _pack_ints(values: list[int], bits: int) -> bytes:
+    """StoredFieldsInts as Lucene90CompressingStoredFieldsWriter writes it."""
+    out, per_long = bytes([bits]), 64 // bits
+    longs = 128 // per_long
+    k = 0
+    while len(values) - k >= 128:
+        for i in range(longs):
+            word = 0
+            for j in range(per_long):
+                word = word << bits | values[k + i + j * longs]
+            out += struct.pack("<Q", word)
+        k += 128
+    return out + b"".join(struct.pack("<" + {8: "B", 16: "H", 32: "I"}[bits], v)
+                          for v in values[k:])
+
+
+@pytest.mark.parametrize("bits, top", [(8, 255), (16, 65535), (32, 1 << 31)])
+def test_lucene_9_stored_fields_ints_blocks_and_rest(bits: int, top: int) -> None:
+    values = [(n * 7919) % top for n in range(300)]  # two blocks of 128, then 44 more
+    r = LittleEndianInput(_pack_ints(values, bits) + b"\x2a", "_0.fdt")
+    assert _ints90(r, len(values)) == values
+    assert r.byte() == 0x2A  # read exactly to the end
+    assert _ints90(LittleEndianInput(b"\x00\x05", "_0.fdt"), 4) == [5, 5, 5, 5]
+
+
+def _segment_info(version: tuple[int, int, int], has_blocks: bool | None) -> bytes:
+    body = struct.pack("<3i", *version) + b"\x00" + struct.pack("<i", 42) + b"\x01"
+    if has_blocks is not None:
+        body += b"\x01" if has_blocks else b"\x00"
+    body += b"\x00" + b"\x01\x06_0.cfs" + b"\x01\x01k\x01v" + b"\x00"  # maps, files, sort
+    return lucene_file("Lucene90SegmentInfo", 0, body)
+
+
+@pytest.mark.parametrize("version, has_blocks", [((9, 12, 0), True), ((10, 2, 1), False),
+                                                 ((9, 8, 0), None)])
+def test_lucene_9_segment_info_with_and_without_the_blocks_byte(
+        version: tuple[int, int, int], has_blocks: bool | None) -> None:
+    segment = SegmentCommit("_0", SEGMENT_ID, "Lucene912", -1, 0, -1, 0)
+    info = read_segment_info(_segment_info(version, has_blocks), "_0.si", segment)
+    assert (info.version, info.max_doc, info.compound) == (version, 42, True)
+    assert (info.files, info.attributes) == (["_0.cfs"], {"k": "v"})
+
+
+def test_a_lucene_11_segment_is_refused_naming_the_file() -> None:
+    segment = SegmentCommit("_0", SEGMENT_ID, "Lucene110", -1, 0, -1, 0)
+    with pytest.raises(UnsupportedFormat, match=r"_0\.si was written by Lucene 11"):
+        read_segment_info(_segment_info((11, 0, 0), True), "_0.si", segment)
+
+
+def _field(name: str, number: int, bits: int, dv_type: int, skip_index: int | None) -> bytes:
+    out = bytes([len(name)]) + name.encode() + bytes([number, bits, 0, dv_type])
+    if skip_index is not None:  # Lucene94FieldInfos format 2 (Lucene 10)
+        out += bytes([skip_index])
+    # no doc-values generation, no attributes, no points, no vectors (encoding, similarity)
+    return out + struct.pack("<q", -1) + b"\x00" + b"\x00" + b"\x00" + b"\x00\x00"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_lucene_9_and_10_field_infos(version: int) -> None:
+    skip = (lambda flag: flag) if version == 2 else (lambda flag: None)
+    body = b"\x02" + _field("@timestamp", 0, 0, 5, skip(1)) + \
+        _field("__soft_deletes", 1, 0x08, 1, skip(0))
+    fields = read_field_infos(lucene_file("Lucene94FieldInfos", version, body), "_0.fnm",
+                              SEGMENT_ID, "")
+    assert [(f.name, f.dv_type, f.soft_deletes, f.skip_index) for f in fields.values()] == [
+        ("@timestamp", 5, False, version == 2), ("__soft_deletes", 1, True, False)]

@@ -5,8 +5,8 @@ Each shard's ``indices/<index-id>/<shard>/snap-<uuid>.dat`` lists the shard's fi
 with their sizes; the small Lucene files — the commit point ``segments_N`` and each
 segment's ``.si`` — are stored inline in it (``meta_hash``), so documents are counted
 without reading a data blob: per segment, ``.si`` gives the documents written and
-``segments_N`` the hard- and soft-deleted ones. Lucene 6 to 8 (Elasticsearch 5.x-7.x,
-OpenSearch 1.x) are read; Lucene 9's formats leave the count unknown.
+``segments_N`` the hard- and soft-deleted ones. Lucene 6 to 10 (Elasticsearch 5.x-8.x,
+OpenSearch 1.x-3.x) are read; other formats leave the count unknown.
 Nested documents count as Lucene documents, as they do in ``_cat/indices``.
 """
 
@@ -26,7 +26,7 @@ class IndexDetail:
     name: str
     shards: int
     size_bytes: int
-    # None when a shard's commit could not be read (Lucene 9, a missing inline file).
+    # None when a shard's commit could not be read (an unknown format, a missing inline file).
     documents: int | None
 
 

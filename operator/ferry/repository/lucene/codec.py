@@ -3,8 +3,10 @@
 Every Lucene file starts with a codec header (magic ``0x3FD76C17``, codec name, format
 version; an *index* header adds the segment's 16-byte id and a suffix) and ends with a
 16-byte footer (the inverted magic, algorithm 0, the CRC32 of everything before the
-checksum itself). Up to Lucene 8 the body is big-endian (``readInt``/``readLong``);
-variable-length integers are 7 bits per byte, least significant group first.
+checksum itself). Headers and footers are big-endian in every version; the body is
+big-endian (``readInt``/``readLong``) up to Lucene 8 and little-endian from Lucene 9 on
+(:class:`LittleEndianInput`), except in ``segments_N``, which stays big-endian.
+Variable-length integers are 7 bits per byte, least significant group first.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class DataInput:
     """Lucene's big-endian DataInput over bytes already in memory, named for messages."""
 
     __slots__ = ("data", "name", "pos")
+    ORDER = ">"
 
     def __init__(self, data: bytes, name: str, pos: int = 0) -> None:
         self.data, self.name, self.pos = data, name, pos
@@ -65,13 +68,17 @@ class DataInput:
         return b
 
     def short(self) -> int:
-        return int(struct.unpack(">h", self.take(2))[0])
+        return int(struct.unpack(self.ORDER + "h", self.take(2))[0])
 
     def int(self) -> int:
-        return int(struct.unpack(">i", self.take(4))[0])
+        return int(struct.unpack(self.ORDER + "i", self.take(4))[0])
 
     def long(self) -> int:
-        return int(struct.unpack(">q", self.take(8))[0])
+        return int(struct.unpack(self.ORDER + "q", self.take(8))[0])
+
+    def be_int(self) -> int:
+        """Codec headers are big-endian whatever the body's byte order."""
+        return int(struct.unpack(">i", self.take(4))[0])
 
     def vint(self) -> int:
         return self.vlong(max_bytes=5)
@@ -118,9 +125,9 @@ class DataInput:
         return codec, version
 
     def header(self, codecs: str | Collection[str], versions: range) -> tuple[str, int]:
-        if self.int() & 0xFFFFFFFF != CODEC_MAGIC:
+        if self.be_int() & 0xFFFFFFFF != CODEC_MAGIC:
             raise self.corrupt("no Lucene codec header")
-        codec, version = self.string(), self.int()
+        codec, version = self.string(), self.be_int()
         expected = {codecs} if isinstance(codecs, str) else set(codecs)
         if codec not in expected:
             raise UnsupportedFormat(f"{self.name}: codec {codec!r} is not one this reader "
@@ -136,6 +143,20 @@ class DataInput:
         if self.pos != len(self.data) - FOOTER_LENGTH:
             raise self.corrupt(f"{len(self.data) - FOOTER_LENGTH - self.pos} unexpected bytes "
                                "before the footer")
+
+
+class LittleEndianInput(DataInput):
+    """The body of a Lucene 9+ file: ``readShort``/``readInt``/``readLong`` little-endian."""
+
+    __slots__ = ()
+    ORDER = "<"
+
+
+def codec_name(data: bytes) -> str:
+    """The codec name of a file's header (empty if it has none), to choose a parser."""
+    if len(data) < 5 or int.from_bytes(data[:4], "big") != CODEC_MAGIC:
+        return ""
+    return data[5:5 + data[4]].decode(errors="replace") if data[4] < 128 else ""
 
 
 def verify_footer(data: bytes, name: str, expected: int | None = None) -> int:

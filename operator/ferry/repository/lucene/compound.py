@@ -1,8 +1,9 @@
 """A segment's own files, from its compound file (``.cfs``/``.cfe``) or standing alone.
 
-Lucene50CompoundFormat (Lucene 5-8): ``.cfe`` lists each sub-file by its name without
-the segment prefix (``.fdt``, ``_Lucene80_0.dvd``) with its offset and length in
-``.cfs``; each sub-file keeps its own codec header and footer. So a sub-file is read by
+Lucene50CompoundFormat (Lucene 5-8) and Lucene90CompoundFormat (Lucene 9-10, the same
+layout little-endian, sub-files aligned to 8 bytes): ``.cfe`` lists each sub-file by its
+name without the segment prefix (``.fdt``, ``_Lucene80_0.dvd``) with its offset and
+length in ``.cfs``; each sub-file keeps its own codec header and footer. So a sub-file is read by
 one range of the ``.cfs`` blob and verified on its own; the ``.cfs`` as a whole is never
 fetched, only its header and footer checked. Files written later for the segment (live
 docs, field-infos and doc-values generations) are never inside the compound file.
@@ -10,7 +11,12 @@ docs, field-infos and doc-values generations) are never inside the compound file
 
 from __future__ import annotations
 
-from ferry.repository.lucene.codec import DataInput, UnsupportedFormat, verify_footer
+from ferry.repository.lucene.codec import (
+    DataInput,
+    LittleEndianInput,
+    codec_name,
+    verify_footer,
+)
 from ferry.repository.lucene.segments import SegmentInfo
 from ferry.repository.lucene.store import ShardFiles
 
@@ -28,10 +34,10 @@ class SegmentFiles:
         name = f"{self.info.name}.cfe"
         where = self.shard.where(name)
         data = self.shard.read(name)
-        if data[5:13] == b"Lucene90":
-            raise UnsupportedFormat(f"{where}: a Lucene 9 compound file")
-        r = DataInput(data, where)
-        r.index_header("Lucene50CompoundEntries", range(0, 1), self.info.id, "")
+        lucene90 = codec_name(data) == "Lucene90CompoundEntries"
+        r = (LittleEndianInput if lucene90 else DataInput)(data, where)
+        prefix = "Lucene90" if lucene90 else "Lucene50"
+        r.index_header(prefix + "CompoundEntries", range(0, 1), self.info.id, "")
         entries = {}
         for _ in range(r.vint()):
             sub, offset, length = r.string(), r.long(), r.long()
@@ -39,9 +45,9 @@ class SegmentFiles:
         r.at_footer()
         # The data file: its header (same segment id) and its recorded checksum.
         cfs = f"{self.info.name}.cfs"
-        header_length = 4 + 1 + len("Lucene50CompoundData") + 4 + 16 + 1
+        header_length = 4 + 1 + len(prefix + "CompoundData") + 4 + 16 + 1
         DataInput(self.shard.read_range(cfs, 0, header_length), self.shard.where(cfs)
-                  ).index_header("Lucene50CompoundData", range(0, 1), self.info.id, "")
+                  ).index_header(prefix + "CompoundData", range(0, 1), self.info.id, "")
         self.shard.footer_checksum(cfs)
         return entries
 

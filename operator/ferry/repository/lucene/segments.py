@@ -1,28 +1,41 @@
-"""The commit point ``segments_N`` and each segment's ``.si``, Lucene 6 to 8.
+"""The commit point ``segments_N`` and each segment's ``.si``, Lucene 6 to 10.
 
 ``segments_N`` (SegmentInfos) names the commit's segments and, per segment, its id, the
 generations of its live docs (``.liv``), field infos and doc-values updates, and its
 hard- and soft-deleted counts. Format numbers: 6 is Lucene 6, 7-9 Lucene 7 (9 adds the
-soft-deleted count), 10 Lucene 8.6+ (adds a per-commit id). Lucene 9 keeps format 10 but
-writes the body little-endian: the Lucene version that wrote the commit tells it apart.
+soft-deleted count), 10 Lucene 8.6+ (adds a per-commit id). Lucene 9 and 10 keep format
+10 and, unlike their other files, its big-endian body (SegmentInfos reads it with
+``readBEInt``/``readBELong``), so one parser reads them all.
 
-A segment's ``.si`` (Lucene62/70/86SegmentInfo) gives its document count (deleted ones
-included), whether it is a compound file, its files and its attributes (the stored
-fields' compression mode among them).
+A segment's ``.si`` gives its document count (deleted ones included), whether it is a
+compound file, its files and its attributes (the stored fields' compression mode among
+them). Lucene62/70/86SegmentInfo (Lucene 6-8) are big-endian; Lucene90SegmentInfo
+(Lucene 9-10) is little-endian, and the same codec name and version hide two layouts:
+segments written by Lucene 9.9+ (Lucene99SegmentInfoFormat) add a has-blocks byte after
+the compound flag, told apart here by the Lucene version the ``.si`` itself records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ferry.repository.lucene.codec import DataInput, UnsupportedFormat, base36, verify_footer
+from ferry.repository.lucene.codec import (
+    DataInput,
+    LittleEndianInput,
+    UnsupportedFormat,
+    base36,
+    codec_name,
+    verify_footer,
+)
 
 # SegmentInfos.VERSION_*: 7 drops the has-id byte, 8 writes the counter as a vlong,
 # 9 adds the soft-deleted count, 10 the per-commit id.
 _V53, _V70, _V72, _V74, _V86 = 6, 7, 8, 9, 10
 _SI_CODECS = ("Lucene62SegmentInfo", "Lucene70SegmentInfo", "Lucene86SegmentInfo")
-# Lucene 9+ (OpenSearch 2.x/3.x, Elasticsearch 8/9) changed the byte order and formats.
-_NEWEST_MAJOR = 8
+_SI_90 = "Lucene90SegmentInfo"
+_HAS_BLOCKS_SINCE = (9, 9, 0)  # Lucene99SegmentInfoFormat
+# Lucene 10 (OpenSearch 3.x, Elasticsearch 9) is the newest major whose formats are known.
+_NEWEST_MAJOR = 10
 
 
 @dataclass
@@ -70,8 +83,8 @@ class SegmentInfo:
 
 def _unsupported_major(name: str, major: int) -> UnsupportedFormat:
     return UnsupportedFormat(
-        f"{name} was written by Lucene {major} (Elasticsearch 8+ / OpenSearch 2+): this "
-        "reader decodes Lucene 6-8 (Elasticsearch 5.x-7.x, OpenSearch 1.x) only")
+        f"{name} was written by Lucene {major}: this reader decodes Lucene 6-{_NEWEST_MAJOR} "
+        "(Elasticsearch 5.x-8.x, OpenSearch 1.x-3.x) only")
 
 
 def read_commit(data: bytes, name: str, generation: int | None = None) -> Commit:
@@ -117,18 +130,25 @@ def read_commit(data: bytes, name: str, generation: int | None = None) -> Commit
 def read_segment_info(data: bytes, name: str, segment: SegmentCommit) -> SegmentInfo:
     """Parses (and verifies) a segment's ``.si`` against the id the commit recorded."""
     verify_footer(data, name)
-    r = DataInput(data, name)
-    if data[5:13] in (b"Lucene90", b"Lucene99"):
-        raise _unsupported_major(name, 9)
-    if data[5:24] == b"Lucene50SegmentInfo":
+    codec = codec_name(data)
+    if codec == "Lucene50SegmentInfo":
         raise UnsupportedFormat(f"{name} was written by Lucene 5 (an index created by "
-                                "Elasticsearch 2.x): this reader decodes Lucene 6-8 only")
-    codec, _ = r.index_header(_SI_CODECS, range(0, 3), segment.id, "")
+                                "Elasticsearch 2.x): this reader decodes Lucene 6-10 only")
+    if codec == _SI_90:
+        r: DataInput = LittleEndianInput(data, name)
+        r.index_header(_SI_90, range(0, 1), segment.id, "")
+    else:
+        r = DataInput(data, name)
+        r.index_header(_SI_CODECS, range(0, 3), segment.id, "")
     version = (r.int(), r.int(), r.int())
+    if version[0] > _NEWEST_MAJOR:
+        raise _unsupported_major(name, version[0])
     if codec != "Lucene62SegmentInfo" and r.byte() == 1:
         r.int(), r.int(), r.int()  # the oldest Lucene version among merged segments
     max_doc = r.int()
     compound = r.byte() == 1
+    if codec == _SI_90 and version >= _HAS_BLOCKS_SINCE:
+        r.byte()  # whether documents were added in blocks (nested documents)
     r.string_map()  # diagnostics
     files = r.strings()
     attributes = r.string_map()

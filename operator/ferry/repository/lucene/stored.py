@@ -1,7 +1,8 @@
 """Stored fields (``.fdt``, with ``.fdm`` since Lucene 8.6), read chunk by chunk.
 
 CompressingStoredFieldsFormat as Lucene 6-8 write it: after the index header, chunks
-follow one another, each ``docBase`` (vint), ``docCount << 1 | sliced`` (vint), the
+follow one another, each ``docBase`` (vint), ``docCount << 1 | sliced`` (vint; from
+format 4, Lucene 8.9, ``docCount << 2 | dirty << 1 | sliced``), the
 documents' stored-field counts and byte lengths (one vint, or all-equal, or packed ints),
 then the documents' bytes compressed as one block — or, when the chunk is at least twice
 the chunk size (a big document), as independent slices of ``chunkSize`` bytes.
@@ -14,7 +15,12 @@ The compression, by the data file's codec name:
 - ``Lucene87StoredFieldsFastData`` (Lucene 8.7+): LZ4 with a preset dictionary — the
   block's first bytes (the dictionary) are compressed alone, then sub-blocks each
   compressed against it; all compressed lengths are written up front;
-- ``Lucene87StoredFieldsHighData``: the same scheme with DEFLATE and ``zdict``.
+- ``Lucene87StoredFieldsHighData``: the same scheme with DEFLATE and ``zdict``;
+- ``Lucene90StoredFieldsFastData``/``HighData`` (Lucene 9-10): the Lucene87 schemes
+  (chunks of 80 KB / 480 KB), chunk size in the ``.fdm`` (``Lucene90FieldsIndexMeta``),
+  a chunk token of ``docCount << 2 | dirty << 1 | sliced``, and the per-document counts
+  and lengths as all-equal, or 8/16/32-bit values (blocks of 128 values interleaved in
+  little-endian longs, then the rest one by one); the ``.fdt`` ends with its footer.
 
 A document's bytes are its fields, each ``fieldNumber << 3 | type`` (vlong) then the
 value: strings and binaries length-prefixed, numbers in Lucene's compact encodings.
@@ -24,20 +30,31 @@ the format's trailer, so a truncated or garbled file fails instead of yielding l
 
 from __future__ import annotations
 
+import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import lz4.block
 
-from ferry.repository.lucene.codec import DataInput, UnsupportedFormat
+from ferry.repository.lucene.codec import (
+    DataInput,
+    LittleEndianInput,
+    UnsupportedFormat,
+    codec_name,
+)
 
 _FAST, _HIGH = "Lucene50StoredFieldsFastData", "Lucene50StoredFieldsHighData"
 _FAST_DICT, _HIGH_DICT = "Lucene87StoredFieldsFastData", "Lucene87StoredFieldsHighData"
+_FAST_90, _HIGH_90 = "Lucene90StoredFieldsFastData", "Lucene90StoredFieldsHighData"
 _CODECS = (_FAST, _HIGH, _FAST_DICT, _HIGH_DICT)
+# Lucene 9 kept the Lucene87 compression schemes under new names.
+_SCHEME = {_FAST_90: _FAST_DICT, _HIGH_90: _HIGH_DICT}
+_LUCENE90_VERSION = 1  # Lucene90CompressingStoredFieldsWriter.VERSION_START (and current)
+_INTS_BLOCK = 128
 # CompressingStoredFieldsWriter.VERSION_*: 1 adds chunk stats to the .fdt trailer, 2 a
 # separate index, 3 moves chunk size and stats into .fdm, 4 counts chunks there.
-_V_CHUNK_STATS, _V_OFFHEAP, _V_META = 1, 2, 3
+_V_CHUNK_STATS, _V_OFFHEAP, _V_META, _V_NUM_CHUNKS = 1, 2, 3, 4
 _STRING, _BYTES, _INT, _FLOAT, _LONG, _DOUBLE = range(6)
 
 
@@ -164,6 +181,30 @@ def _ints(r: DataInput, count: int) -> list[int]:
     return [(packed >> (shift - (i + 1) * bits)) & mask for i in range(count)]
 
 
+def _ints90(r: DataInput, count: int) -> list[int]:
+    """StoredFieldsInts (Lucene 9): a width byte (0: all equal, then a vint; 8, 16, 32),
+    then blocks of 128 values, each packed into little-endian longs column-wise (value
+    ``i + j * longs`` is the ``j``-th field of long ``i``, highest first), then the rest
+    one little-endian value at a time."""
+    if count == 1:
+        return [r.vint()]
+    bits = r.byte()
+    if bits == 0:
+        return [r.vint()] * count
+    if bits not in (8, 16, 32):
+        raise r.corrupt(f"{bits} bits per value")
+    per_long, mask = 64 // bits, (1 << bits) - 1
+    longs_per_block = _INTS_BLOCK // per_long
+    out: list[int] = []
+    while count - len(out) >= _INTS_BLOCK:
+        longs = struct.unpack(f"<{longs_per_block}Q", r.take(8 * longs_per_block))
+        out += [(longs[i] >> (64 - bits * (j + 1))) & mask
+                for j in range(per_long) for i in range(longs_per_block)]
+    rest = count - len(out)
+    out += struct.unpack(f"<{rest}{'BHI'[bits // 16]}", r.take(rest * bits // 8))
+    return out
+
+
 def _field_value(r: DataInput, kind: int) -> Any:
     if kind in (_STRING, _BYTES):
         return r.take(r.vint())
@@ -201,8 +242,10 @@ def read_documents(fdt: bytes, name: str, segment_id: bytes, max_doc: int,
                    fdm_name: str = "") -> Iterator[tuple[int, dict[int, bytes]]]:
     """Each document not in ``deleted``: its id in the segment and its wanted fields.
     ``fdt`` (and ``fdm``, from format 3) are footer-verified by the caller."""
-    if fdt[5:13] in (b"Lucene90", b"Lucene99"):
-        raise UnsupportedFormat(f"{name}: Lucene 9 stored fields are not decoded yet")
+    if codec_name(fdt) in _SCHEME:
+        yield from _read_documents90(fdt, name, segment_id, max_doc, deleted, wanted, fdm,
+                                     fdm_name)
+        return
     r = DataInput(fdt, name)
     codec, version = r.index_header(_CODECS, range(0, 5), segment_id, "")
     if version >= _V_META:
@@ -215,33 +258,66 @@ def read_documents(fdt: bytes, name: str, segment_id: bytes, max_doc: int,
         chunk_size, packed_ints = r.vint(), r.vint()
     if packed_ints not in (1, 2):  # packed ints version: byte-aligned since 1
         raise UnsupportedFormat(f"{name}: packed ints older than Lucene 4.8")
+    # Format 4 (Lucene 8.9+) puts a dirty-chunk bit in each chunk's token too.
+    shift = 2 if version >= _V_NUM_CHUNKS else 1
+    chunks = yield from _walk(r, codec, chunk_size, max_doc, deleted, wanted, _ints, shift)
+    if version in (_V_CHUNK_STATS, _V_OFFHEAP):
+        if r.vlong() != chunks:
+            raise r.corrupt(f"{chunks} chunks read, its trailer counts others")
+        r.vlong()  # dirty chunks
+    r.at_footer()
+
+
+_Documents = Generator[tuple[int, dict[int, bytes]], None, int]
+
+
+def _walk(r: DataInput, scheme: str, chunk_size: int, max_doc: int, deleted: set[int],
+          wanted: set[int], ints: Callable[[DataInput, int], list[int]], shift: int
+          ) -> _Documents:
+    """The chunks from ``r``'s position to the segment's last document; yields the live
+    documents and returns the number of chunks. ``shift``: how far the chunk token's
+    document count is shifted (past the sliced bit, and from Lucene 8.9 the dirty bit)."""
     doc = 0
     chunks = 0
     while doc < max_doc:
         base, token = r.vint(), r.vint()
-        count, sliced = token >> 1, token & 1
+        count, sliced = token >> shift, token & 1
         if base != doc or count == 0 or doc + count > max_doc:
             raise r.corrupt(f"chunk {chunks} starts at document {base} with {count} "
                             f"documents; expected document {doc} of {max_doc}")
-        counts, lengths = _ints(r, count), _ints(r, count)
+        counts, lengths = ints(r, count), ints(r, count)
         total = sum(lengths)
         if sliced:
-            data = b"".join(_decompress(r, codec, min(chunk_size, total - done))
+            data = b"".join(_decompress(r, scheme, min(chunk_size, total - done))
                             for done in range(0, total, chunk_size))
         else:
-            data = _decompress(r, codec, total)
+            data = _decompress(r, scheme, total)
         if len(data) != total:
             raise r.corrupt(f"chunk {chunks} decompressed to {len(data)} bytes, not {total}")
         start = 0
         for i in range(count):
             end = start + lengths[i]
             if doc + i not in deleted:
-                yield doc + i, _fields(data, name, counts[i], start, end, wanted)
+                yield doc + i, _fields(data, r.name, counts[i], start, end, wanted)
             start = end
         doc += count
         chunks += 1
-    if version in (_V_CHUNK_STATS, _V_OFFHEAP):
-        if r.vlong() != chunks:
-            raise r.corrupt(f"{chunks} chunks read, its trailer counts others")
-        r.vlong()  # dirty chunks
+    return chunks
+
+
+def _read_documents90(fdt: bytes, name: str, segment_id: bytes, max_doc: int,
+                      deleted: set[int], wanted: set[int], fdm: bytes | None,
+                      fdm_name: str) -> Iterator[tuple[int, dict[int, bytes]]]:
+    """Lucene90 stored fields: the chunk size from the ``.fdm``, then the chunks."""
+    r = LittleEndianInput(fdt, name)
+    codec, version = r.index_header(tuple(_SCHEME), range(_LUCENE90_VERSION,
+                                                          _LUCENE90_VERSION + 1), segment_id, "")
+    if fdm is None:
+        raise r.corrupt("its .fdm is missing")
+    m = LittleEndianInput(fdm, fdm_name)
+    m.index_header("Lucene90FieldsIndexMeta", range(0, version + 1), segment_id, "")
+    chunk_size = m.vint()
+    if chunk_size <= 0:
+        raise m.corrupt(f"a chunk size of {chunk_size}")
+    yield from _walk(r, _SCHEME[codec], chunk_size, max_doc, deleted, wanted, _ints90, 2)
     r.at_footer()
