@@ -65,14 +65,17 @@ e2e-kind: ## end to end on a kind cluster (needs Docker, kind, kubectl, helm; no
 	IMAGE=$(IMAGE) bash hack/e2e-kind.sh
 
 # -- benchmarks (scripts that print figures; never part of `make test`) ----------------------
-.PHONY: bench bench-backfill bench-operator
+.PHONY: bench bench-backfill bench-operator bench-docs
 bench: bench-backfill bench-operator ## every benchmark: prints tables, writes build/bench/*.json
 
 bench-operator: testbed ## 1,000 Clusters: time to Ready, RSS, API load, status writes; snapshot tracking cost
 	cd hack && ../$(PY) -m bench.operator_scale --json ../build/bench/operator.json
 
-bench-backfill: testbed ## Backfill throughput: Ferry workers 1/2/4 vs _reindex from remote vs bulk ceiling
+bench-backfill: testbed ## Backfill throughput: Ferry 1/2/4 workers vs _reindex, the read/write ceilings R, W and L; scale and index-count series
 	cd hack && ../$(PY) -m bench.backfill --json ../build/bench/backfill.json
+
+bench-docs: ## the benchmark table in docs/benchmarks.md, from docs/bench/backfill.json (copy a run's JSON there first)
+	cd hack && ../$(PY) -m bench.report --json ../docs/bench/backfill.json --docs ../docs/benchmarks.md
 
 # -- the demo -----------------------------------------------------------------------------
 .PHONY: demo demo-down

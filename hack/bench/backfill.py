@@ -1,212 +1,326 @@
-"""Backfill throughput: Ferry (workers 1, 2, 4) vs the target's _reindex from remote vs
-the bulk ceiling, on the same generated data set, machine and run.
+"""Backfill throughput, in one run on one machine: Ferry (1, 2, 4 workers) against
+``_reindex`` from remote, the write-only ceiling W and the read-only ceiling R, on a
+small-document index and on the larger-document indices; Ferry from a snapshot of the
+same indices (2 workers, ``source.snapshotRef``) and the snapshot reader alone; then a
+scale series (x1, x2, x4 documents) and an index-count series (1, 100, 1,000 indices),
+Ferry with 2 workers.
 
-    python -m bench.backfill [--docs 100000] [--json build/bench/backfill.json]
+    python -m bench.backfill [--quick]
+                             [--only ceilings,reindex,ferry,snapshot,scale,indexcount]
+                             [--json build/bench/backfill.json]
 
-Prints a table and writes JSON. Ferry is measured end to end: from applying the
-Backfill until it is Completed (planning, index creation and verification included).
+Elasticsearch 7.10 → OpenSearch 2.19, both started here by the test bed, and the
+operator as a real process, all on the same cores. L = 1 / (1/R + 1/W) is the most a
+live copier can reach on shared cores. Prints the tables (``bench.report``) and writes
+JSON with every figure; ``python -m bench.report`` turns that JSON into the table in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import threading
+import os
+import platform
+import shutil
+import subprocess
 import time
-import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
-
-from testbed import datagen
+from bench import ceilings, contestants, dataset, reader, report
+from bench.dataset import DataSet
+from bench.procstat import ProcessMeter, RssSampler, rss_mb
+from ferry.api.backfill import BatchSettings
 from testbed.kube import KubeAPIServer
 from testbed.operator import OperatorProcess
 from testbed.paths import BUILD
 from testbed.search import SearchNode
 
-INDICES = ["web-logs", "orders", "users"]
+__all__ = ["RssSampler", "main", "rss_mb"]  # the sampler is shared with bench.operator_scale
+
+SECTIONS = ("ceilings", "reindex", "ferry", "snapshot", "scale", "indexcount")
+# The sections that compare contestants on the small-doc and the larger data sets.
+COMPARED = {"ceilings", "reindex", "ferry", "snapshot"}
+# The sections that run Backfills: they need the API server's CRDs and the operator.
+OPERATED = {"ferry", "snapshot", "scale", "indexcount"}
+REPO = Path(__file__).resolve().parents[2]
+# Sizes: the full run should fit in about 15 minutes on a quiet 2-core machine (about half
+# of it the 1,000-index case, whose cost is index creation on both nodes, not documents);
+# --quick in a few minutes.
+FULL = {"small_docs": 50_000, "larger_docs": 100_000, "index_docs": 50_000,
+        "index_counts": "1,100,1000"}
+QUICK = {"small_docs": 3_000, "larger_docs": 3_000, "index_docs": 2_000,
+         "index_counts": "1,10,50"}
+# One scroll batch of _reindex from remote: 10x its default of 1,000, because every
+# batch is a round trip to the source and the remote buffer (100 MB) holds this many
+# documents of these sizes many times over.
+REINDEX_SIZE = 10_000
 
 
-def rss_mb(pid: int) -> float:
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a few thousand documents: proves the script, not a figure")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--small-docs", type=int, help="documents in the small-doc index "
+                        f"(x1 of the scale series; default {FULL['small_docs']})")
+    parser.add_argument("--larger-docs", type=int,
+                        help=f"documents in the larger indices (default {FULL['larger_docs']})")
+    parser.add_argument("--scale", default="1,2,4", help="scale series factors")
+    parser.add_argument("--index-counts", help="index-count series (default "
+                        f"{FULL['index_counts']})")
+    parser.add_argument("--index-docs", type=int, help="documents in each case of the "
+                        f"index-count series (default {FULL['index_docs']})")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--snapshot-workers", type=int, default=2,
+                        help="workers of the Backfill from a snapshot (default 2, as ferry(2))")
+    parser.add_argument("--concurrency", default="1,2,4", help="ceilings' connections")
+    parser.add_argument("--reindex-size", type=int, default=REINDEX_SIZE)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per Backfill")
+    parser.add_argument("--json", default=str(BUILD / "bench" / "backfill.json"))
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    for key, value in sizes.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.only = set(args.only.split(","))
+    if unknown := args.only - set(SECTIONS):
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}")
+    if max(ints(args.index_counts)) > args.index_docs:
+        parser.error("--index-docs must be at least the largest index count (no empty index)")
+    if ints(args.scale) != sorted(ints(args.scale)):
+        parser.error("--scale: factors must be ascending (the index grows in place)")
+    return args
+
+
+def ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def attempt(what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """One measurement; a failure is recorded as a figure-less row, not the end of the run
+    (the other contestants' figures are still worth having)."""
+    print(f"  {what} ...", flush=True)
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+        row = fn()
+    except Exception as exc:  # reported in the table and the JSON
+        print(f"  {what}: FAILED: {exc}", flush=True)
+        return {"error": str(exc)[:500]}
+    shown = row.get("docs_per_s")
+    print(f"  {what}: {row['seconds']:.1f} s" + (f", {shown:,.0f} docs/s" if shown else ""),
+          flush=True)
+    return row
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self._stop_flag = pid, 0.0, threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_flag.is_set():
-            self.peak = max(self.peak, rss_mb(self.pid))
-            time.sleep(0.2)
-
-    def stop(self) -> float:
-        self._stop_flag.set()
-        self.join()
-        return self.peak
+def with_rates(row: dict[str, Any], data: DataSet, seconds: float) -> dict[str, Any]:
+    return {**row, "seconds": seconds, "docs_per_s": data.docs / seconds,
+            "mb_per_s": data.source_bytes / 1e6 / seconds}
 
 
-def source_bytes(node: SearchNode) -> int:
-    stats = node.request("GET", "/" + ",".join(INDICES) + "/_stats/store")
-    return int(stats["_all"]["primaries"]["store"]["size_in_bytes"])  # type: ignore[index]
+class Bench:
+    def __init__(self, args: argparse.Namespace, source: SearchNode, target: SearchNode,
+                 ferry: contestants.Ferry | None) -> None:
+        self.args, self.source, self.target, self.ferry = args, source, target, ferry
+        batch = BatchSettings()
+        self.max_docs, self.max_bytes = batch.max_docs, batch.max_bytes
+
+    def page(self, data: DataSet) -> int:
+        """Ferry's page: maxDocs documents within the engines' result window, fewer if
+        that many would pass a bulk of maxBytes (its API's documented rule)."""
+        avg = max(1, data.source_bytes // max(1, data.docs))
+        return max(1, min(self.max_docs, 10_000, self.max_bytes // avg))
+
+    def ceilings(self, data: DataSet) -> dict[str, Any]:
+        targets = {index: "bulk-" + index for index in data.indices}
+        bulks = ceilings.build_bulks(self.source, data, targets, self.page(data),
+                                     self.max_bytes)
+        out: dict[str, Any] = {"bulks": len(bulks.bodies),
+                               "bulk_bytes_avg": bulks.bytes // max(1, len(bulks.bodies)),
+                               "page_docs": self.page(data), "write": [], "read": []}
+        # A fresh node's first bulks run on cold code (the JIT, new shards): one untimed
+        # pass first, or the first contestant would pay for every later one.
+        out["warm_up_seconds"] = ceilings.write_once(self.target, data, targets, bulks,
+                                                     max(ints(self.args.concurrency)), "bulk-*")
+        for c in ints(self.args.concurrency):
+            out["write"].append(attempt(f"W, {c} connection(s)", lambda c=c: with_rates(
+                {"concurrency": c}, data, ceilings.write_once(self.target, data, targets,
+                                                              bulks, c, "bulk-*"))))
+        for c in ints(self.args.concurrency):
+            out["read"].append(attempt(f"R, {c} connection(s)", lambda c=c: with_rates(
+                {"concurrency": c}, data, ceilings.read_once(self.source, data,
+                                                             self.page(data), c))))
+        return out
+
+    def ferry_run(self, name: str, data: DataSet, workers: int, snapshot: str | None = None
+                  ) -> dict[str, Any]:
+        assert self.ferry is not None
+        patterns = [data.extra["pattern"]] if "pattern" in data.extra else data.indices
+        row = self.ferry.run(name, patterns, workers, data.docs, snapshot)
+        return {**row, "docs": data.docs, "mb_per_s": data.source_bytes / 1e6 / row["seconds"]}
+
+    def snapshot(self, data: DataSet) -> dict[str, Any]:
+        """A Ferry Snapshot of ``data`` (timed apart: it is not part of a copy), a
+        Backfill from its files with the snapshot workers, then the reader alone on the
+        same files in this process."""
+        ferry = self.ferry
+        assert ferry is not None
+        name = f"snap-{data.name}"
+        location = self.source.repo / name  # in the node's path.repo; the operator's too
+        taken = attempt(f"Snapshot of {data.name}", lambda: ferry.take_snapshot(
+            name, data.indices, location))
+        if "error" in taken:
+            return {"error": f"the Snapshot failed: {taken['error']}"}
+        workers = self.args.snapshot_workers
+        try:
+            row = attempt(f"Ferry from the snapshot, {workers} worker(s)", lambda: self.ferry_run(
+                f"{data.name}-snap-w{workers}", data, workers, snapshot=name))
+            row["reader"] = attempt("the snapshot reader alone", lambda: reader.read_alone(
+                location, taken["snapshot"], data.indices, data.docs))
+        finally:
+            ferry.delete_snapshot(name)
+            shutil.rmtree(location, ignore_errors=True)
+        return {"workers": workers, **row, "snapshot_seconds": taken["seconds"]}
+
+    def reindex(self, data: DataSet) -> dict[str, Any]:
+        row = contestants.reindex(self.source, self.target, data, self.args.reindex_size)
+        return with_rates(row, data, row["seconds"])
+
+    def compare(self, data: DataSet) -> dict[str, Any]:
+        print(f"{data.name}: {data.docs:,} documents in {len(data.specs)} indices", flush=True)
+        out: dict[str, Any] = {"data": data.describe()}
+        if "ceilings" in self.args.only:
+            out.update(self.ceilings(data))
+        if "reindex" in self.args.only:
+            out["reindex"] = attempt("_reindex from remote", lambda: self.reindex(data))
+        if "ferry" in self.args.only:
+            out["ferry"] = [attempt(f"Ferry, {n} worker(s)", lambda n=n: self.ferry_run(
+                f"{data.name}-w{n}", data, n)) for n in ints(self.args.workers)]
+        if "snapshot" in self.args.only:
+            out["snapshot"] = self.snapshot(data)
+        return out
+
+    def scale(self, small: DataSet, measured: dict[str, Any] | None) -> list[dict[str, Any]]:
+        print("scale series (Ferry, 2 workers)", flush=True)
+        rows = []
+        for factor in ints(self.args.scale):
+            docs = self.args.small_docs * factor
+            dataset.grow(self.source, small, docs)
+            if measured and "error" not in measured and measured.get("docs") == docs:
+                row = {**measured, "reused": "the ferry section's 2-worker run"}
+            else:
+                row = attempt(f"x{factor}: {docs:,} documents", lambda f=factor: self.ferry_run(
+                    f"scale-x{f}", small, 2))
+            rows.append({"factor": factor, **row, "docs": docs})
+        return rows
+
+    def index_count(self) -> list[dict[str, Any]]:
+        print("index-count series (Ferry, 2 workers)", flush=True)
+        rows = []
+        for count in ints(self.args.index_counts):
+            start = time.monotonic()
+            data = dataset.many(self.source, count, self.args.index_docs)
+            print(f"  loaded {count} indices in {time.monotonic() - start:.0f} s", flush=True)
+            row = attempt(f"{count} indices", lambda d=data, c=count: self.ferry_run(
+                f"count-{c}", d, 2))
+            ceilings.delete_indices(self.source, data.extra["pattern"])
+            if "error" not in row:
+                row["planning_and_verify_s_per_index"] = (
+                    row["planning_seconds"] + row["after_copy_seconds"]) / count
+            rows.append({"indices": count, "docs": data.docs, **row})
+        return rows
 
 
-def create_like(source: SearchNode, target: SearchNode, index: str, dest: str) -> None:
-    spec = {s.name: s for s in (datagen.logs_index(), datagen.orders_index(),
-                                datagen.users_index())}[index]
-    target.request("PUT", f"/{dest}", spec.body)
+def versions(source: SearchNode, target: SearchNode) -> dict[str, str]:
+    def git(*argv: str) -> str:
+        out = subprocess.run(["git", "-C", str(REPO), *argv], capture_output=True, text=True)
+        return out.stdout.strip()
+    dirty = "+changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return {"source": f"Elasticsearch {source.number}", "target": f"OpenSearch {target.number}",
+            "ferry": git("rev-parse", "--short", "HEAD") + dirty,
+            "python": platform.python_version()}
 
 
-def run_ferry(kube: KubeAPIServer, ns: str, workers: int, es: SearchNode, os_: SearchNode
-              ) -> float:
-    kube.kubectl("create", "namespace", ns)
-    kube.apply(ns,
-               {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
-                "metadata": {"name": "source"}, "spec": {"endpoint": es.url, "readOnly": True}},
-               {"apiVersion": "ferry.dev/v1alpha1", "kind": "Cluster",
-                "metadata": {"name": "target"}, "spec": {"endpoint": os_.url}})
-    start = time.monotonic()
-    kube.apply(ns, {"apiVersion": "ferry.dev/v1alpha1", "kind": "Backfill",
-                    "metadata": {"name": "bench"},
-                    "spec": {"sourceRef": {"name": "source"}, "targetRef": {"name": "target"},
-                             "indices": INDICES, "workers": workers,
-                             "targetNaming": {"prefix": f"{ns}-"}}})
-    # Polled with the Python client, not kubectl: a process spawned several times a
-    # second would steal CPU from the run being measured.
-    api = client.CustomObjectsApi(config.new_client_from_config(str(kube.kubeconfig)))
-    while True:
-        obj = api.get_namespaced_custom_object("ferry.dev", "v1alpha1", ns, "backfills",
-                                               "bench")
-        if (obj.get("status") or {}).get("phase") in ("Completed", "Failed",
-                                                       "CompletedWithErrors"):
-            break
-        if time.monotonic() - start > 1800:
-            raise TimeoutError("benchmark Backfill did not finish in 30 minutes")
-        time.sleep(0.25)
-    elapsed = time.monotonic() - start
-    if obj["status"]["phase"] != "Completed":
-        raise RuntimeError(f"benchmark Backfill ended {obj['status']}")
-    return elapsed
-
-
-def run_reindex(es: SearchNode, os_: SearchNode, prefix: str) -> float:
-    for index in INDICES:
-        create_like(es, os_, index, prefix + index)
-    start = time.monotonic()
-    for index in INDICES:
-        os_.request("POST", "/_reindex?wait_for_completion=true&refresh=true", {
-            "source": {"remote": {"host": es.url}, "index": index, "size": 1000},
-            "dest": {"index": prefix + index}})
-    return time.monotonic() - start
-
-
-def prebuilt_bulks(es: SearchNode, prefix: str) -> list[bytes]:
-    bodies: list[bytes] = []
-    for index in INDICES:
-        page = es.request("POST", f"/{index}/_search?scroll=2m", {"size": 1000,
-                                                                  "sort": ["_doc"]})
-        while page["hits"]["hits"]:  # type: ignore[index]
-            lines = []
-            for hit in page["hits"]["hits"]:  # type: ignore[index]
-                action: dict[str, Any] = {"_index": prefix + index, "_id": hit["_id"]}
-                if hit.get("_routing"):
-                    action["routing"] = hit["_routing"]
-                lines.append(json.dumps({"index": action}) + "\n" + json.dumps(hit["_source"])
-                             + "\n")
-            bodies.append("".join(lines).encode())
-            page = es.request("POST", "/_search/scroll", {"scroll": "2m",
-                                                          "scroll_id": page["_scroll_id"]})  # type: ignore[index]
-    return bodies
-
-
-def run_bulk_ceiling(es: SearchNode, os_: SearchNode, prefix: str) -> float:
-    for index in INDICES:
-        create_like(es, os_, index, prefix + index)
-    bodies = prebuilt_bulks(es, prefix)
-    start = time.monotonic()
-    for body in bodies:
-        req = urllib.request.Request(f"{os_.url}/_bulk", data=body, method="POST",
-                                     headers={"Content-Type": "application/x-ndjson"})
-        with urllib.request.urlopen(req, timeout=300) as r:
-            r.read()
-    os_.request("POST", f"/{prefix}*/_refresh")
-    return time.monotonic() - start
+def machine() -> dict[str, Any]:
+    mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
+    return {"cores": os.cpu_count(), "memory_gb": round(int(mem) / 1024 ** 2),
+            "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--json", default=str(BUILD / "bench" / "backfill.json"))
-    args = parser.parse_args()
-
+    args = parse_args()
+    began = time.monotonic()
+    result: dict[str, Any] = {"quick": args.quick, "date": datetime.now(UTC).isoformat(
+        timespec="seconds"), "machine": machine(), "sections": sorted(args.only)}
+    timings: dict[str, float] = {}
     parts: list[Any] = []
+    # A thousand one-shard indices plus the rest: above a single node's default of 1,000.
+    node_settings = {"cluster.max_shards_per_node": "5000"}
     try:
         kube = KubeAPIServer().start()
         parts.append(kube)
-        es = SearchNode("elasticsearch", heap="1g").start()
-        parts.append(es)
-        os_ = SearchNode("opensearch", heap="1g").start()
-        parts.append(os_)
-        print(f"loading {args.docs} documents into Elasticsearch {es.number} ...", flush=True)
-        counts = datagen.standard_dataset(es, args.docs)
-        docs = sum(counts.values())
-        mb = source_bytes(es) / 1e6
-        kube.kubectl("apply", "--server-side", "-f", str(Path(__file__).parents[2] / "crds"))
-        kube.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        operator = OperatorProcess(kube.kubeconfig).start()
-        parts.append(operator)
-        assert operator.proc and operator.proc.proc
-        sampler = RssSampler(operator.proc.proc.pid)
-        sampler.start()
-        rows: list[dict[str, Any]] = []
-        for n in [int(w) for w in args.workers.split(",")]:
-            print(f"ferry, {n} worker(s) ...", flush=True)
-            secs = run_ferry(kube, f"bench-w{n}", n, es, os_)
-            rows.append({"method": f"ferry workers={n}", "seconds": secs})
-        peak = sampler.stop()
-        steady = rss_mb(operator.proc.proc.pid)
-        print("_reindex from remote ...", flush=True)
-        rows.append({"method": "_reindex from remote", "seconds": run_reindex(es, os_, "rr-")})
-        print("bulk ceiling ...", flush=True)
-        rows.append({"method": "bulk ceiling (1 loop)",
-                     "seconds": run_bulk_ceiling(es, os_, "bulk-")})
+        source = SearchNode("elasticsearch", heap="1g", settings=node_settings).start()
+        parts.append(source)
+        target = SearchNode("opensearch", heap="1g", settings=node_settings).start()
+        parts.append(target)
+        result["versions"] = versions(source, target)
+        ferry = None
+        if args.only & OPERATED:
+            kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+            kube.kubectl("wait", "--for=condition=Established", "crd", "--all",
+                         "--timeout=60s")
+            operator = OperatorProcess(kube.kubeconfig).start()
+            parts.append(operator)
+            assert operator.proc and operator.proc.proc
+            ferry = contestants.Ferry(kube, "bench", source, target,
+                                      ProcessMeter(operator.proc.proc.pid), args.timeout)
+        bench = Bench(args, source, target, ferry)
+        result["settings"] = {"batch_max_docs": bench.max_docs,
+                              "batch_max_bytes": bench.max_bytes,
+                              "reindex_size": args.reindex_size,
+                              "workers": ints(args.workers),
+                              "snapshot_workers": args.snapshot_workers,
+                              "concurrency": ints(args.concurrency)}
+        timings["startup"] = time.monotonic() - began
+        datasets: dict[str, Any] = {}
+        small = None
+        if args.only & (COMPARED | {"scale"}):
+            mark = time.monotonic()
+            small = dataset.small(source, args.small_docs)
+            compared = ([small, dataset.larger(source, args.larger_docs)]
+                        if args.only & COMPARED else [])
+            timings["load"] = time.monotonic() - mark
+            for data in compared:
+                mark = time.monotonic()
+                datasets[data.name] = bench.compare(data)
+                timings[data.name] = time.monotonic() - mark
+        result["datasets"] = report.with_summary(datasets)
+        if "scale" in args.only and small is not None:
+            mark = time.monotonic()
+            ferry2 = next((r for r in datasets.get("small", {}).get("ferry", [])
+                           if r.get("workers") == 2), None)
+            result["scale"] = bench.scale(small, ferry2)
+            timings["scale"] = time.monotonic() - mark
+        if "indexcount" in args.only:
+            mark = time.monotonic()
+            result["index_count"] = bench.index_count()
+            timings["indexcount"] = time.monotonic() - mark
     finally:
         for part in reversed(parts):
             part.stop()
-
-    for row in rows:
-        row["docs_per_s"] = docs / row["seconds"]
-        row["mb_per_s"] = mb / row["seconds"]
-    by = {r["method"]: r for r in rows}
-    ferry2 = by.get("ferry workers=2", rows[0])["docs_per_s"]
-    ratios = {"ferry2_vs_reindex": ferry2 / by["_reindex from remote"]["docs_per_s"],
-              "ferry2_vs_bulk_ceiling": ferry2 / by["bulk ceiling (1 loop)"]["docs_per_s"]}
-    print(f"\n{docs} documents, {mb:.1f} MB (source primaries), "
-          f"Elasticsearch {es.number} -> OpenSearch {os_.number}, 2-core machine\n")
-    print(f"{'method':<24}{'seconds':>10}{'docs/s':>12}{'MB/s':>10}")
-    for r in rows:
-        print(f"{r['method']:<24}{r['seconds']:>10.1f}{r['docs_per_s']:>12.0f}"
-              f"{r['mb_per_s']:>10.2f}")
-    print(f"\nferry(2) / _reindex from remote: {ratios['ferry2_vs_reindex']:.2f}x "
-          f"(target >= 1.2x)")
-    print(f"ferry(2) / bulk ceiling:        {ratios['ferry2_vs_bulk_ceiling']:.2f}x "
-          f"(target >= 0.7x)")
-    print(f"operator RSS: peak {peak:.0f} MB during the Ferry runs, {steady:.0f} MB after "
-          "(target peak <= 300 MB)")
+    timings["total"] = time.monotonic() - began
+    result["wall_seconds"] = {k: round(v, 1) for k, v in timings.items()}
+    result["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    print()
+    print(report.render(result))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"docs": docs, "source_mb": mb, "rows": rows, "ratios": ratios,
-                               "operator_rss_mb": {"peak": peak, "after": steady}}, indent=2))
-    print(f"wrote {out}")
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out} ({timings['total']:.0f} s in all)")
     return 0
 
 

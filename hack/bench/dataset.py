@@ -1,0 +1,163 @@
+"""The benchmark's data sets on the source node.
+
+- ``larger``: the test bed's standard data set (web logs, orders routed by customer,
+  users: text with a custom analyzer, nested, geo points; 6 shards over 3 indices).
+- ``small``: one index of many small flat documents (≈ 300 bytes of JSON each), where
+  per-document and per-request costs dominate; it also grows in place for the scale
+  series (x1, x2, x4 documents).
+- ``count-N``: the same small documents spread over N one-shard indices, for the
+  index-count series.
+
+Every contestant creates its target indices from the same ``IndexSpec`` bodies the
+source indices were created with (same shards, replicas 0).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from testbed import datagen
+from testbed.search import SearchNode
+
+SMALL_INDEX = "events"
+SMALL_SHARDS = 2
+SERVICES = ["checkout", "search", "cart", "auth", "billing", "catalog", "shipping", "gateway"]
+LEVELS = ["INFO"] * 8 + ["WARN", "ERROR"]
+LOAD_BATCH = 5000
+
+Doc = tuple[str, str | None, dict[str, Any]]
+
+
+def small_mapping() -> dict[str, Any]:
+    return {"properties": {
+        "@timestamp": {"type": "date"}, "host": {"type": "keyword"},
+        "service": {"type": "keyword"}, "level": {"type": "keyword"},
+        "status": {"type": "short"}, "duration_ms": {"type": "float"},
+        "bytes": {"type": "long"}, "trace_id": {"type": "keyword"},
+        "user": {"type": "keyword"}, "message": {"type": "text"}}}
+
+
+def small_index(name: str = SMALL_INDEX, shards: int = SMALL_SHARDS) -> datagen.IndexSpec:
+    return datagen.IndexSpec(name, shards, {
+        "settings": {"number_of_shards": shards, "number_of_replicas": 0},
+        "mappings": small_mapping()})
+
+
+def small_docs(start: int, stop: int) -> Iterator[Doc]:
+    """Documents ``start`` .. ``stop`` - 1; each is seeded by its number, so an index
+    grown in steps holds the same documents as one loaded at once."""
+    for i in range(start, stop):
+        rnd = random.Random(i)
+        yield f"ev-{i:09d}", None, {
+            "@timestamp": (datagen.START + timedelta(milliseconds=i * 250)).isoformat(),
+            "host": f"web-{rnd.randint(1, 64):03d}", "service": rnd.choice(SERVICES),
+            "level": rnd.choice(LEVELS), "status": rnd.choice([200] * 9 + [404, 500]),
+            "duration_ms": round(rnd.expovariate(1 / 30), 3),
+            "bytes": rnd.randint(100, 90000), "trace_id": f"{rnd.getrandbits(128):032x}",
+            "user": f"u{rnd.randint(1, 50000):06d}",
+            "message": " ".join(rnd.choice(datagen.WORDS) for _ in range(rnd.randint(3, 8)))}
+
+
+@dataclass
+class DataSet:
+    """Source indices and the bodies their copies are created with."""
+
+    name: str
+    specs: list[datagen.IndexSpec]
+    docs: int = 0
+    source_bytes: int = 0  # the documents' _source as JSON, what a copier moves
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def indices(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    @property
+    def shards(self) -> int:
+        return sum(s.shards for s in self.specs)
+
+    def describe(self) -> dict[str, Any]:
+        return {"indices": len(self.specs), "shards": self.shards, "docs": self.docs,
+                "source_mb": round(self.source_bytes / 1e6, 2),
+                "avg_doc_bytes": round(self.source_bytes / max(1, self.docs)),
+                "names": self.indices[:5], **self.extra}
+
+
+def _bulk(node: SearchNode, lines: list[str]) -> None:
+    if not lines:
+        return
+    result = node.request("POST", "/_bulk?filter_path=errors,items.*.error",
+                          "".join(lines).encode())
+    if result["errors"]:  # type: ignore[index]
+        raise RuntimeError(f"benchmark data did not load: {str(result)[:300]}")
+
+
+def load(node: SearchNode, routed: Iterator[tuple[str, Doc]]) -> tuple[int, int]:
+    """Bulk-load (index, document) pairs; returns documents and _source bytes."""
+    docs = size = 0
+    lines: list[str] = []
+    for index, (doc_id, routing, source) in routed:
+        action: dict[str, Any] = {"_index": index, "_id": doc_id}
+        if routing:
+            action["routing"] = routing
+        body = json.dumps(source)
+        lines.append(json.dumps({"index": action}) + "\n" + body + "\n")
+        docs, size = docs + 1, size + len(body.encode())
+        if len(lines) >= LOAD_BATCH:
+            _bulk(node, lines)
+            lines = []
+    _bulk(node, lines)
+    return docs, size
+
+
+def larger(node: SearchNode, docs: int) -> DataSet:
+    """The standard data set: 60 % logs, 30 % orders, 10 % users."""
+    parts = ((datagen.logs_index(), datagen.log_docs, 0.6),
+             (datagen.orders_index(), datagen.order_docs, 0.3),
+             (datagen.users_index(), datagen.user_docs, 0.1))
+    data = DataSet("larger", [spec for spec, _, _ in parts])
+    for spec, gen, share in parts:
+        node.request("PUT", f"/{spec.name}", spec.body)
+        n, size = load(node, ((spec.name, d) for d in gen(int(docs * share))))
+        data.docs, data.source_bytes = data.docs + n, data.source_bytes + size
+    node.request("POST", "/_refresh")
+    return data
+
+
+def small(node: SearchNode, docs: int) -> DataSet:
+    data = DataSet("small", [small_index()])
+    node.request("PUT", f"/{SMALL_INDEX}", data.specs[0].body)
+    return grow(node, data, docs)
+
+
+def grow(node: SearchNode, data: DataSet, docs: int) -> DataSet:
+    """Add small documents to the one-index data set until it holds ``docs``."""
+    n, size = load(node, ((SMALL_INDEX, d) for d in small_docs(data.docs, docs)))
+    data.docs, data.source_bytes = data.docs + n, data.source_bytes + size
+    node.request("POST", f"/{SMALL_INDEX}/_refresh")
+    return data
+
+
+def many(node: SearchNode, count: int, docs: int) -> DataSet:
+    """``docs`` small documents over ``count`` one-shard indices ``count<N>-<i>``.
+
+    The indices are created by the bulk's auto-create through a legacy template, which
+    is removed again so that no Backfill migrates it: creating a thousand indices one
+    request at a time would take minutes.
+    """
+    prefix = f"count{count}-"
+    template = f"bench-{prefix[:-1]}"
+    node.request("PUT", f"/_template/{template}", {
+        "index_patterns": [f"{prefix}*"], "mappings": small_mapping(),
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    names = [f"{prefix}{i:05d}" for i in range(count)]
+    n, size = load(node, ((names[i % count], d) for i, d in enumerate(small_docs(0, docs))))
+    node.request("DELETE", f"/_template/{template}")
+    node.request("POST", f"/{prefix}*/_refresh")
+    specs = [small_index(name, 1) for name in names]
+    return DataSet(f"count-{count}", specs, n, size, {"pattern": f"{prefix}*"})
