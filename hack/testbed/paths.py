@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("FERRY_BUILD_DIR", ROOT / "build"))
 BIN = BUILD / "bin"
 ENGINES = BUILD / "engines"
+# Java runtimes the test bed installs itself (hack/fetch-java-runtimes.sh).
+JAVA = BUILD / "java"
 HACK = ROOT / "hack"
 
 

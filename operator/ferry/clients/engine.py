@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import ssl
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -83,12 +84,20 @@ class EngineInfo:
 
 
 def engine_of(info: Mapping[str, Any]) -> tuple[str, str | None, str]:
-    """(engine, distribution, version) from the answer to ``GET /``."""
+    """(engine, distribution, version) from the answer to ``GET /``.
+
+    Every version answers ``{"version": {"number": ...}, "tagline": ...}``. OpenSearch
+    names itself in ``version.distribution`` and its tagline ("The OpenSearch Project");
+    Elasticsearch 6.3+ names its build flavor (oss, default), 5.x nothing. An OpenSearch
+    1.x/2.x node in compatibility mode (``compatibility.override_main_response_version``)
+    reports version 7.10.2 and may drop ``distribution``: its tagline still tells, and
+    :meth:`Engine.info` then asks the node for its real version."""
     version = info.get("version") or {}
-    distribution = version.get("distribution")
-    if distribution == "opensearch":
-        return "opensearch", "opensearch", version.get("number", "")
-    return "elasticsearch", version.get("build_flavor"), version.get("number", "")
+    number = str(version.get("number", ""))
+    if version.get("distribution") == "opensearch" or "opensearch" in str(
+            info.get("tagline", "")).lower():
+        return "opensearch", "opensearch", number
+    return "elasticsearch", version.get("build_flavor"), number
 
 
 # -- reading an engine's error answer ----------------------------------------------------------
@@ -221,6 +230,33 @@ def quote_expression(expression: str) -> str:
 # -- the request path --------------------------------------------------------------------------
 
 
+class _PassThrough:
+    """The client's deserializer, except on a thread inside :meth:`Engine.request_raw`:
+    there the answer's body is handed back as the client read it, unparsed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.local = threading.local()
+
+    def loads(self, s: str, mimetype: str | None = None) -> Any:
+        if getattr(self.local, "raw", False):
+            return s
+        return self.inner.loads(s, mimetype)
+
+
+_PASS_THROUGH = threading.Lock()
+
+
+def _pass_through(client: OpenSearch) -> _PassThrough:
+    """The client transport's deserializer, made a :class:`_PassThrough` once."""
+    transport = client.transport
+    with _PASS_THROUGH:
+        current = transport.deserializer
+        if not isinstance(current, _PassThrough):
+            current = transport.deserializer = _PassThrough(current)
+    return current
+
+
 class Engine:
     """One search cluster: the one way to send it a request. Blocking, thread-safe (the
     client's connection pool is), and never logs a request body."""
@@ -264,6 +300,25 @@ class Engine:
                 metrics.observe_request(self.cluster, path, status,
                                         time.monotonic() - started)
 
+    def request_raw(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Any = None, headers: Mapping[str, str] | None = None,
+                    missing_ok: bool = True) -> bytes | None:
+        """:meth:`request` with the answer's body left unparsed: the bytes the engine
+        sent, for answers too big to turn into Python objects (a page of documents).
+        The same path, errors, 404s and metrics. (The client's connection hands a body
+        over as text; encoding it back is one pass in C, no parse.)"""
+        pass_through = _pass_through(self._client)
+        outer = getattr(pass_through.local, "raw", False)
+        pass_through.local.raw = True
+        try:
+            answer = self.request(method, path, params=params, body=body, headers=headers,
+                                  missing_ok=missing_ok)
+        finally:
+            pass_through.local.raw = outer
+        if answer is None or isinstance(answer, bytes):
+            return answer
+        return str(answer).encode("utf-8", "surrogatepass")
+
     def _error(self, exc: os_exc.TransportError, method: str, path: str) -> FerryError:
         if isinstance(exc, os_exc.ConnectionError):
             return classify(exc, self.url)
@@ -290,6 +345,30 @@ class Engine:
     def info(self) -> EngineInfo:
         """``GET /``, asked once per Engine."""
         if self._info is None:
-            engine, distribution, version = engine_of(self.request("GET", "/") or {})
+            engine, distribution, version = engine_of(self._main())
+            if engine == "opensearch" and version_tuple(version) >= (7,):
+                version = self._node_version() or version
             self._info = EngineInfo(engine, distribution, version)
         return self._info
+
+    def _main(self) -> Mapping[str, Any]:
+        """``GET /``, or its fields from the nodes API where a node does not serve it: on
+        ES 8 the root endpoint lives in the rest-root module (a node built without it, or
+        a proxy that blocks ``/``, answers 404/405 while every API Ferry uses works)."""
+        try:
+            return self.request("GET", "/") or {}
+        except Refused as exc:
+            if exc.status not in (404, 405):
+                raise
+        nodes = self.get("/_nodes/_local",
+                         filter_path="nodes.*.version,nodes.*.build_flavor") or {}
+        node = next(iter((nodes.get("nodes") or {}).values()), {})
+        return {"version": {"number": node.get("version", ""),
+                            "build_flavor": node.get("build_flavor")}}
+
+    def _node_version(self) -> str | None:
+        """The version a node reports of itself in the nodes API, which compatibility
+        mode does not rewrite (OpenSearch's own versions are all below 7)."""
+        nodes = self.get("/_nodes/_local", filter_path="nodes.*.version") or {}
+        versions = [n.get("version") for n in (nodes.get("nodes") or {}).values()]
+        return str(versions[0]) if versions and versions[0] else None

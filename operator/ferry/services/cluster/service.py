@@ -60,8 +60,11 @@ class ClusterService:
         with self.connect(spec, namespace).engine() as engine:
             info = engine.info()
             health = engine.get("/_cluster/health")
+            # Hidden indices (ES 7.7+, every OpenSearch) show only when asked for; ES 5/6
+            # list every index and refuse the parameter (HTTP 400).
+            hidden = {"expand_wildcards": "all"} if info.at_least((7, 7)) else {}
             rows = engine.get("/_cat/indices", format="json", bytes="b",
-                              h="index,docs.count,store.size", expand_wildcards="all") or []
+                              h="index,docs.count,store.size", **hidden) or []
         user, system = index_totals(rows)
         return ClusterObservation(
             engine=info.engine, distribution=info.distribution, version=info.version,
