@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -11,11 +12,40 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+# Ports are handed out below Linux's ephemeral range (32768-60999 by default): a port
+# the kernel gave out for bind(0) is also what it gives the next outgoing connection
+# (any process's, and the suite makes thousands) as its local port, so the child
+# that binds it a moment later could find it taken. Below the range only another
+# listener can take it, and a random pick makes two concurrent runs choosing the same
+# port in the same instant unlikely; ``PortInUse`` names the rest.
+PORT_RANGE = (20000, 32767)
+_handed_out: set[int] = set()
+
+
+class PortInUse(RuntimeError):
+    """A child exited early because a port it was given was taken meanwhile."""
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nothing listens on now and this process has not handed
+    out before."""
+    for _ in range(200):
+        port = random.randint(*PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORT_RANGE} after 200 tries")
+
+
+# (name, log file) of every process started in this run, for the checks that read
+# all of them at the end (no secret in any Ferry log, no unexpected traceback).
+LOGS: list[tuple[str, Path]] = []
 
 
 class ManagedProcess:
@@ -34,6 +64,8 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        if (self.name, self.log) not in LOGS:
+            LOGS.append((self.name, self.log))
         out = self.log.open("ab")
         # A new session, so a stop reaches the whole tree (the engines' start
         # scripts exec java, but a wrapper may sit in between).
@@ -57,7 +89,10 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(f"{self.name} exited early; last log lines:\n{self.tail()}")
+                tail = self.tail()
+                error = PortInUse if "address already in use" in tail.lower() else \
+                    RuntimeError
+                raise error(f"{self.name} exited early; last log lines:\n{tail}")
             with contextlib.suppress(Exception):
                 if probe():
                     return

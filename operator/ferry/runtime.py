@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -37,8 +37,10 @@ class Triggers:
 class Runtime:
     options: OperatorOptions = field(default_factory=OperatorOptions)
     reader: ObjectReader = field(default_factory=ObjectReader)
-    # Bounded: every request has a timeout, so a hanging cluster holds one thread for
-    # at most timeout x retries, and the others go on.
+    # Short blocking calls (status writes, deletion steps). A resource's reconcile pass
+    # runs on a lane of its own (``lane``), never here: a Cluster that accepts TCP and
+    # never answers holds its pass for timeout x retries, and 32 of them would
+    # otherwise hold every thread while the other resources wait.
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=32,
                                                    thread_name_prefix="ferry-io"))
@@ -47,6 +49,15 @@ class Runtime:
     # the delete handler stops them.
     backfill_reconcilers: dict[str, Any] = field(default_factory=dict)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking client code off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+    async def run(self, fn: Callable[..., T], *args: Any, lane: Executor | None = None) -> T:
+        """Run blocking client code off the event loop: on ``lane`` if given, else on the
+        shared pool."""
+        return await asyncio.get_running_loop().run_in_executor(lane or self.executor, fn,
+                                                                *args)
+
+    @staticmethod
+    def lane(label: str) -> ThreadPoolExecutor:
+        """One thread for one resource's passes, so however long a pass waits on its
+        cluster, no other resource waits for a thread. The caller shuts it down
+        (``wait=False``: a pass still waiting ends at its request timeout)."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ferry-{label}"[:40])

@@ -12,6 +12,7 @@ which win over the defaults here. Nothing below this module reads the environmen
 | FERRY_PEERING | peering | standalone |
 | FERRY_LEASE_SECONDS | lease_seconds: a work item's lease | 60 |
 | FERRY_CLEANUP_TIMEOUT | cleanup_timeout: deletion gives up after | 600 |
+| FERRY_RETRY_SECONDS | retry_seconds: first re-check of a failed Cluster check | 5 |
 | FERRY_WORKER_IMAGE | worker_image (pods executor; the chart passes the operator's) | none |
 | FERRY_WORKER_SERVICE_ACCOUNT | worker_service_account | ferry |
 | FERRY_WORKER_TEMPLATE | worker_template: a YAML file read now (the chart mounts it) | none |
@@ -55,6 +56,7 @@ class OperatorOptions:
     metrics_port: int = 9090
     lease_seconds: float = 60.0
     cleanup_timeout: float = 600.0
+    retry_seconds: float = 5.0
     # No default: an image that is not the operator's own would be a guess.
     worker_image: str = ""
     worker_service_account: str = "ferry"
@@ -97,7 +99,7 @@ def _parse(name: str, raw: str) -> Any:
     try:
         if name in ("metrics_port", "worker_metrics_port"):
             return int(raw)
-        if name in ("lease_seconds", "cleanup_timeout"):
+        if name in ("lease_seconds", "cleanup_timeout", "retry_seconds"):
             return max(0.0, float(raw))
     except ValueError:
         return _INVALID  # a typo in a variable keeps the default rather than crash

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,14 @@ INVALID = [
      "sourceRef and targetRef must name different Clusters"),
     ("backfill-restore-without-snapshot", _with(BACKFILL, method="restore"),
      "method restore needs source.snapshotRef"),
+    ("backfill-copy-without-source", _with(BACKFILL, sourceRef=None),
+     "sourceRef is required, unless method copy reads from source.snapshotRef"),
+    ("backfill-restore-without-source", _with(BACKFILL, sourceRef=None, method="restore",
+                                              source={"snapshotRef": {"name": "s"}}),
+     "sourceRef is required, unless method copy reads from source.snapshotRef"),
+    ("backfill-snapshot-copy-same-cluster", _with(
+        BACKFILL, targetRef={"name": "src"}, source={"snapshotRef": {"name": "s"}}),
+     "sourceRef and targetRef must name different Clusters"),
     ("backfill-zero-batch", _with(BACKFILL, batch={"maxDocs": 0}),
      "spec.batch.maxDocs: Invalid value: 0"),
     ("backfill-unknown-executor", _with(BACKFILL, executor="lambda"),
@@ -139,6 +149,123 @@ def test_invalid_manifest_is_rejected(crds: KubeAPIServer, namespace: str,
                         check=False).returncode != 0
 
 
+# -- bad input: one distinct rule each, the field named in the refusal -------------------
+
+S3 = {"name": "r", "type": "s3", "s3": {"bucket": "snapshots"}}
+BAD_INPUT = [
+    # Cluster
+    ("cluster-unknown-field", _with(CLUSTER, endpoints=["http://a:9200"]),
+     'unknown field "spec.endpoints"'),
+    ("cluster-ca-and-insecure", _with(CLUSTER, endpoint="https://es.example:9200", tls={
+        "insecureSkipVerify": True, "caSecretRef": {"name": "ca", "key": "ca.crt"}}),
+     "spec.tls: Invalid value: tls: insecureSkipVerify and a CA"),
+    ("cluster-ca-with-http", _with(CLUSTER, tls={"caConfigMapRef": {"name": "ca",
+                                                                    "key": "ca.crt"}}),
+     "spec.tls: Invalid value: tls: a CA or a client certificate needs an https:// endpoint"),
+    ("cluster-endpoint-query", _with(CLUSTER, endpoint="http://es.example:9200/?pretty"),
+     'spec.endpoint: Invalid value: "http://es.example:9200/?pretty": endpoint must not '
+     "carry a query"),
+    ("cluster-timeout-zero", _with(CLUSTER, connection={"timeoutSeconds": 0}),
+     "spec.connection.timeoutSeconds: Invalid value: 0"),
+    ("cluster-retries-huge", _with(CLUSTER, connection={"maxRetries": 11}),
+     "spec.connection.maxRetries: Invalid value: 11"),
+    ("cluster-sigv4-bad-region", _with(CLUSTER, auth={"sigv4": {"region": "EU_WEST"}}),
+     'spec.auth.sigv4.region: Invalid value: "EU_WEST"'),
+    ("cluster-secret-name-not-dns", _with(CLUSTER, auth={"basic": {"secretName": "My_Creds"}}),
+     'spec.auth.basic.secretName: Invalid value: "My_Creds"'),
+    ("cluster-bad-data-key", _with(CLUSTER, auth={"basic": {"secretName": "creds",
+                                                            "passwordKey": "pass word"}}),
+     'spec.auth.basic.passwordKey: Invalid value: "pass word"'),
+    # Snapshot
+    ("snapshot-unknown-nested-field", _with(SNAPSHOT, repository={
+        "name": "repo", "type": "fs", "fs": {"location": "/r", "compression": True}}),
+     'unknown field "spec.repository.fs.compression"'),
+    ("snapshot-s3-endpoint-without-scheme", _with(SNAPSHOT, repository={
+        **S3, "s3": {"bucket": "snapshots", "endpoint": "minio.example:9000"}}),
+     'spec.repository.s3.endpoint: Invalid value: "minio.example:9000": s3.endpoint must be '
+     "an http:// or https:// URL"),
+    ("snapshot-fs-relative-location", _with(SNAPSHOT, repository={
+        "name": "repo", "type": "fs", "fs": {"location": "backups/nightly"}}),
+     'spec.repository.fs.location: Invalid value: "backups/nightly": fs.location must be an '
+     "absolute path"),
+    ("snapshot-name-with-slash", _with(SNAPSHOT, snapshotName="nightly/2026-01-01"),
+     'spec.snapshotName: Invalid value: "nightly/2026-01-01"'),
+    ("snapshot-bad-repository-name", _with(SNAPSHOT, repository={
+        "name": "_repo", "type": "fs", "fs": {"location": "/r"}}),
+     'spec.repository.name: Invalid value: "_repo"'),
+    ("snapshot-bad-bucket", _with(SNAPSHOT, repository={**S3, "s3": {"bucket": "My_Bucket"}}),
+     'spec.repository.s3.bucket: Invalid value: "My_Bucket"'),
+    ("snapshot-bad-s3-region", _with(SNAPSHOT, repository={
+        **S3, "s3": {"bucket": "snapshots", "region": "Frankfurt"}}),
+     'spec.repository.s3.region: Invalid value: "Frankfurt"'),
+    ("snapshot-bad-role-arn", _with(SNAPSHOT, repository={
+        **S3, "s3": {"bucket": "snapshots", "roleArn": "snapshots-role"}}),
+     'spec.repository.s3.roleArn: Invalid value: "snapshots-role"'),
+    ("snapshot-bad-throttle", _with(SNAPSHOT, repository={
+        "name": "repo", "type": "fs", "fs": {"location": "/r"},
+        "maxSnapshotBytesPerSec": "fast"}),
+     'spec.repository.maxSnapshotBytesPerSec: Invalid value: "fast"'),
+    ("snapshot-empty-index-pattern", _with(SNAPSHOT, indices=[""]),
+     "spec.indices[0]: Invalid value: \"\""),
+    # Backfill
+    ("backfill-unknown-field", _with(BACKFILL, batch={"size": 500}),
+     'unknown field "spec.batch.size"'),
+    ("backfill-huge-batch-docs", _with(BACKFILL, batch={"maxDocs": 10_000_000}),
+     "spec.batch.maxDocs: Invalid value: 10000000"),
+    ("backfill-negative-batch-bytes", _with(BACKFILL, batch={"maxBytes": -1}),
+     "spec.batch.maxBytes: Invalid value: -1"),
+    ("backfill-huge-batch-bytes", _with(BACKFILL, batch={"maxBytes": 4 * 1024 ** 3}),
+     f"spec.batch.maxBytes: Invalid value: {4 * 1024 ** 3}"),
+    ("backfill-map-uppercase", _with(BACKFILL, targetNaming={"map": {"logs": "Logs-v2"}}),
+     'spec.targetNaming.map.logs: Invalid value: "Logs-v2"'),
+    ("backfill-map-wildcard", _with(BACKFILL, targetNaming={"map": {"logs": "logs-*"}}),
+     'spec.targetNaming.map.logs: Invalid value: "logs-*"'),
+    ("backfill-map-key-wildcard", _with(BACKFILL, targetNaming={"map": {"logs-*": "l2"}}),
+     "targetNaming.map keys must be index names"),
+    ("backfill-map-two-to-one", _with(BACKFILL, targetNaming={"map": {"a": "x", "b": "x"}}),
+     "two source indices map to the same target index"),
+    ("backfill-zero-throttle", _with(BACKFILL, throttle={"maxDocsPerSecond": 0}),
+     "spec.throttle.maxDocsPerSecond: Invalid value: 0"),
+    ("backfill-negative-sample", _with(BACKFILL, verify={"sampleSize": -1}),
+     "spec.verify.sampleSize: Invalid value: -1"),
+    ("backfill-too-many-workers", _with(BACKFILL, workers=65),
+     "spec.workers: Invalid value: 65"),
+    ("backfill-too-many-replicas", _with(BACKFILL, metadata={"targetReplicas": 33}),
+     "spec.metadata.targetReplicas: Invalid value: 33"),
+    ("backfill-unknown-metadata-mode", _with(BACKFILL, metadata={"mode": "Copy"}),
+     'spec.metadata.mode: Unsupported value: "Copy"'),
+    ("backfill-negative-failure-budget", _with(BACKFILL, maxFailedDocuments=-1),
+     "spec.maxFailedDocuments: Invalid value: -1"),
+    ("backfill-empty-index-pattern", _with(BACKFILL, indices=[""]),
+     "spec.indices[0]: Invalid value: \"\""),
+]
+
+
+@pytest.fixture(scope="module")
+def refusals_namespace(crds: KubeAPIServer) -> Iterator[str]:
+    """One namespace for every refusal: nothing is ever created in it to clean up."""
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    crds.kubectl("create", "namespace", name)
+    yield name
+    crds.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.mark.parametrize(("obj", "message"), [(o, m) for _, o, m in BAD_INPUT],
+                         ids=[i for i, _, _ in BAD_INPUT])
+def test_bad_input_is_rejected_naming_the_field(crds: KubeAPIServer, refusals_namespace: str,
+                                               obj: dict[str, Any], message: str) -> None:
+    test_invalid_manifest_is_rejected(crds, refusals_namespace, obj, message)
+
+
+def test_at_least_40_distinct_refusals_and_no_unknown_fields_kept() -> None:
+    ids = [i for i, _, _ in INVALID + BAD_INPUT]
+    assert len(ids) == len(set(ids)) >= 40
+    # Unknown fields are refused (strict field validation) only where the schema names
+    # every field: nowhere may a CRD keep what it does not know.
+    crd_text = "".join(p.read_text() for p in (EXAMPLES.parent / "crds").glob("*.yaml"))
+    assert "x-kubernetes-preserve-unknown-fields" not in crd_text
+
+
 IMMUTABLE = [
     (SNAPSHOT, {"indices": ["other-*"]}, "indices is immutable"),
     (SNAPSHOT, {"repository": {"name": "repo", "type": "fs", "fs": {"location": "/x"}}},
@@ -160,6 +287,30 @@ def test_immutable_fields(crds: KubeAPIServer, namespace: str, base: dict[str, A
     assert message in result.stderr, result.stderr
 
 
+FROM_SNAPSHOT_FILES = _with(BACKFILL, sourceRef=None, source={"snapshotRef": {"name": "s"}})
+
+
+def test_copy_from_snapshot_files_needs_no_source_and_keeps_that_choice(
+        crds: KubeAPIServer, namespace: str) -> None:
+    result = _apply(crds, namespace, FROM_SNAPSHOT_FILES)
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(crds.kubectl("get", "backfill", "b1", "-n", namespace, "-o",
+                                     "json").stdout)
+    assert "sourceRef" not in stored["spec"]
+    assert stored["spec"]["source"] == {"snapshotRef": {"name": "s"}}
+    # Adding a source later is a change of source: refused like any other.
+    result = _apply(crds, namespace, _with(FROM_SNAPSHOT_FILES, sourceRef={"name": "src"}),
+                    verb="apply")
+    assert result.returncode != 0 and "sourceRef is immutable" in result.stderr
+    # And a Backfill with a source cannot drop it.
+    with_source = {**_with(BACKFILL, source={"snapshotRef": {"name": "s"}}),
+                   "metadata": {"name": "b2"}}
+    assert _apply(crds, namespace, with_source).returncode == 0
+    result = _apply(crds, namespace, {**FROM_SNAPSHOT_FILES, "metadata": {"name": "b2"}},
+                    verb="replace")
+    assert result.returncode != 0 and "sourceRef is immutable" in result.stderr
+
+
 def test_mutable_fields_can_change(crds: KubeAPIServer, namespace: str) -> None:
     assert _apply(crds, namespace, BACKFILL).returncode == 0
     changed = _with(BACKFILL, paused=True, workers=5, indices=["a-*"])
@@ -177,7 +328,19 @@ def test_kubectl_explain_shows_field_descriptions(crds: KubeAPIServer) -> None:
     assert "Percent done" in out
 
 
-def test_scale_subresource_sets_workers(crds: KubeAPIServer, namespace: str) -> None:
+@pytest.fixture
+def quiet_namespace(quiet_kube: KubeAPIServer) -> str:
+    """A namespace on the API server no operator watches: a test that writes status
+    itself there is its only writer (the session operator would write over it, at a
+    moment of its choosing)."""
+    name = f"quiet-{uuid.uuid4().hex[:8]}"
+    quiet_kube.kubectl("create", "namespace", name)
+    return name
+
+
+def test_scale_subresource_sets_workers(quiet_kube: KubeAPIServer,
+                                        quiet_namespace: str) -> None:
+    crds, namespace = quiet_kube, quiet_namespace
     assert _apply(crds, namespace, BACKFILL).returncode == 0
     crds.kubectl("scale", "-n", namespace, "backfill/b1", "--replicas=3")
     obj = json.loads(crds.kubectl("get", "-n", namespace, "backfill", "b1", "-o",
@@ -220,8 +383,9 @@ def _condition(type_: str, status: str) -> dict[str, Any]:
             "lastTransitionTime": "2026-01-01T00:00:00Z"}
 
 
-def test_printer_columns_show_text_and_conditions(crds: KubeAPIServer,
-                                                  namespace: str) -> None:
+def test_printer_columns_show_text_and_conditions(quiet_kube: KubeAPIServer,
+                                                  quiet_namespace: str) -> None:
+    crds, namespace = quiet_kube, quiet_namespace
     for obj in (CLUSTER, SNAPSHOT, BACKFILL):
         assert _apply(crds, namespace, obj).returncode == 0
     _status(crds, namespace, "backfill", "b1", {
@@ -253,7 +417,8 @@ def test_printer_columns_show_text_and_conditions(crds: KubeAPIServer,
     assert (cluster["ENGINE"], cluster["PHASE"], cluster["READY"]) == ("", "Ready", "True")
 
 
-def test_status_subresource(crds: KubeAPIServer, namespace: str) -> None:
+def test_status_subresource(quiet_kube: KubeAPIServer, quiet_namespace: str) -> None:
+    crds, namespace = quiet_kube, quiet_namespace
     assert _apply(crds, namespace, CLUSTER).returncode == 0
     before = json.loads(crds.kubectl("get", "-n", namespace, "cluster", "c1", "-o",
                                      "json").stdout)

@@ -100,7 +100,14 @@ class ClusterTLS(ApiModel):
                 {
                     "rule": "!(has(self.caSecretRef) && has(self.caConfigMapRef))",
                     "message": "tls: set at most one of caSecretRef and caConfigMapRef",
-                }
+                },
+                {
+                    # A CA that is never used to verify anything is a mistake to name.
+                    "rule": "!(has(self.insecureSkipVerify) && self.insecureSkipVerify && "
+                    "(has(self.caSecretRef) || has(self.caConfigMapRef)))",
+                    "message": "tls: insecureSkipVerify and a CA (caSecretRef or "
+                    "caConfigMapRef) contradict each other: the CA would never be used",
+                },
             ]
         }
     }
@@ -149,6 +156,20 @@ class HealthCheck(ApiModel):
 class ClusterSpec(ApiModel):
     """Where the cluster is and how to talk to it."""
 
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.endpoint.startsWith('https://') || !has(self.tls) || "
+                    "!(has(self.tls.caSecretRef) || has(self.tls.caConfigMapRef) || "
+                    "has(self.tls.clientCertificate))",
+                    "message": "tls: a CA or a client certificate needs an https:// endpoint",
+                    "fieldPath": ".tls",
+                }
+            ]
+        }
+    }
+
     endpoint: str = Field(
         min_length=8,
         max_length=2048,
@@ -164,6 +185,11 @@ class ClusterSpec(ApiModel):
                     "rule": "!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*@')",
                     "message": "endpoint must not embed credentials: reference a Secret "
                     "under auth instead",
+                },
+                {
+                    # Request paths are appended to the endpoint.
+                    "rule": "!self.contains('?') && !self.contains('#')",
+                    "message": "endpoint must not carry a query or a fragment",
                 },
             ]
         },

@@ -23,7 +23,12 @@ class FsRepository(ApiModel):
     """A shared filesystem repository. The location must be under the cluster's
     `path.repo` on every node."""
 
-    location: str = Field(min_length=1, max_length=4096, description="Path of the repository.")
+    location: str = Field(
+        min_length=1, max_length=4096, description="Absolute path of the repository.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "self.startsWith('/')",
+             "message": "fs.location must be an absolute path (under the nodes' path.repo)"}]},
+    )
 
 
 class S3Repository(ApiModel):
@@ -37,16 +42,23 @@ class S3Repository(ApiModel):
     base_path: str | None = Field(
         default=None, max_length=1024, description="Key prefix of the repository in the bucket."
     )
-    region: str | None = Field(default=None, max_length=64, description="AWS region.")
+    region: str | None = Field(default=None, max_length=64, pattern=r"^[a-z0-9-]+$",
+                               description="AWS region, e.g. eu-west-1.")
     endpoint: str | None = Field(
         default=None, max_length=2048,
         description="S3 endpoint for S3-compatible stores, e.g. https://minio.example:9000.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "isURL(self) && url(self).getScheme() in ['http', 'https'] "
+             "&& url(self).getHostname() != ''",
+             "message": "s3.endpoint must be an http:// or https:// URL with a host"}]},
     )
     path_style_access: bool = Field(
         default=False, description="Use path-style URLs (needed by most S3-compatible stores)."
     )
     role_arn: str | None = Field(
-        default=None, max_length=2048, description="IAM role for the cluster to assume."
+        default=None, max_length=2048, pattern=r"^arn:aws[a-z-]*:iam::[0-9]*:role/\S+$",
+        description="IAM role for the cluster to assume, e.g. "
+        "arn:aws:iam::123456789012:role/snapshots.",
     )
     create_bucket: bool = Field(
         default=False, description="Create the bucket with the operator's credentials if missing."

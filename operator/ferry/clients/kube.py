@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -144,7 +145,7 @@ class StatusCopy:
     resource_version: str | None = None
 
 
-STATUS_WRITE_ATTEMPTS = 5
+STATUS_WRITE_ATTEMPTS = 10
 
 
 def write_status(kind: KindInfo, namespace: str, name: str, current: StatusCopy,
@@ -152,11 +153,17 @@ def write_status(kind: KindInfo, namespace: str, name: str, current: StatusCopy,
     """The one status writer: ``new`` (the whole status, validated and dumped through
     the kind's status model) replaces ``current`` if it differs. The patch carries
     ``current``'s resourceVersion; when another writer (a delete handler, a second
-    operator replica) changed the object meanwhile, the API server answers 409 and the
-    patch is recomputed against what is there now, so no update is lost unseen.
+    operator replica) changed the object meanwhile, the API server answers 409, and this
+    writer's changes (what ``new`` changes in ``current``) are applied again to what is
+    there now: what the other writer wrote stays wherever this one changed nothing, so
+    neither loses an update (a field both change ends as the later writer set it).
     Returns what was written; the object being gone is not an error."""
     wanted = dump_status(kind.status, new)
-    for _ in range(STATUS_WRITE_ATTEMPTS):
+    ours = _changes(current.status, wanted)
+    for attempt in range(STATUS_WRITE_ATTEMPTS):
+        if attempt:
+            # Writers that collided would collide again in step.
+            time.sleep(random.uniform(0, 0.02 * attempt))
         if wanted == current.status:
             return current
         patch = status_patch(current.status, wanted)
@@ -174,11 +181,40 @@ def write_status(kind: KindInfo, namespace: str, name: str, current: StatusCopy,
                 return current
             current = StatusCopy(dict(fresh.get("status") or {}),
                                  fresh["metadata"].get("resourceVersion"))
+            wanted = dump_status(kind.status, _merged(current.status, ours))
             continue
         return StatusCopy(dict(result.get("status") or wanted),
                           result.get("metadata", {}).get("resourceVersion"))
     raise ApiException(status=409, reason=f"status of {kind.kind} {namespace}/{name} kept "
                        "changing under the operator")
+
+
+def _changes(base: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """What ``wanted`` changes in ``base``, as the smallest merge patch: only the keys
+    whose values differ (nested objects key by key; lists whole)."""
+    patch: dict[str, Any] = {}
+    for key in base.keys() | wanted.keys():
+        old, new = base.get(key), wanted.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            patch[key] = _changes(old, new)
+        else:
+            patch[key] = new
+    return patch
+
+
+def _merged(status: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` applied to ``status`` as a merge patch (RFC 7386) applies."""
+    out = dict(status)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def find_object(kind: KindInfo, namespace: str, name: str) -> dict[str, Any] | None:

@@ -65,4 +65,5 @@ def spec_changed(namespace: str, name: str, memo: Runtime, **_: Any) -> None:
 async def reconcile_cluster(stopped: kopf.DaemonStopped, namespace: str, body: kopf.Body,
                             memo: Runtime, **_: Any) -> None:
     """Checks the cluster now and then every healthCheck.intervalSeconds (jittered)."""
-    await daemon.run(Cluster, body, memo, stopped, ClusterReconciler(namespace, memo.reader))
+    await daemon.run(Cluster, body, memo, stopped,
+                     ClusterReconciler(namespace, memo.reader, memo.options.retry_seconds))

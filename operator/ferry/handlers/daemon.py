@@ -72,11 +72,15 @@ async def run(kind: KindInfo, body: kopf.Body, memo: Runtime, stopped: kopf.Daem
         loop = asyncio.get_running_loop()
         on_wake(lambda: loop.call_soon_threadsafe(trigger.set))
     current = StatusCopy(dict(body.get("status") or {}), meta.get("resourceVersion"))
+    # Passes run on this resource's own thread: one that hangs on its cluster delays
+    # no other resource (runtime.Runtime.lane).
+    lane = memo.lane(f"{kind.kind.lower()}-{name}")
     try:
         while not stopped:
             trigger.clear()
             try:
-                outcome = await memo.run(reconciler.reconcile, view(body, current.status))
+                outcome = await memo.run(reconciler.reconcile, view(body, current.status),
+                                         lane=lane)
                 if outcome.status is not None:
                     current = await memo.run(kube.write_status, kind, namespace, name,
                                              current, outcome.status)
@@ -91,4 +95,5 @@ async def run(kind: KindInfo, body: kopf.Body, memo: Runtime, stopped: kopf.Daem
             await _wait(trigger, stopped, delay)
     finally:
         memo.triggers.unregister(kind.kind, namespace, name)
+        lane.shutdown(wait=False)
         await memo.run(reconciler.close)

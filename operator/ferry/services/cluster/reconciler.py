@@ -25,19 +25,21 @@ def _safe_spec(raw: dict[str, Any]) -> ClusterSpec:
 
 
 def next_delay(raw_spec: dict[str, Any], outcome: ClusterObservation | FerryError,
-               failures: int) -> float:
+               failures: int, retry_seconds: float = 5.0) -> float:
     interval = float((raw_spec.get("healthCheck") or {}).get("intervalSeconds", 60))
     if isinstance(outcome, FerryError) and outcome.retryable:
         # Unreachable: retry sooner, backing off up to the normal interval.
-        return backoff.delay(failures - 1, base=5.0, cap=interval)
+        return backoff.delay(failures - 1, base=retry_seconds, cap=interval)
     return backoff.jittered(interval)
 
 
 class ClusterReconciler:
-    def __init__(self, namespace: str, reader: ObjectReader) -> None:
+    def __init__(self, namespace: str, reader: ObjectReader,
+                 retry_seconds: float = 5.0) -> None:
         self.namespace = namespace
         self.service = ClusterService(reader)
         self.failures = 0
+        self.retry_seconds = retry_seconds
 
     def reconcile(self, body: dict[str, Any]) -> Outcome:
         previous = dict(body.get("status") or {})
@@ -53,7 +55,7 @@ class ClusterReconciler:
         new = build_status(previous, spec, generation, outcome)
         return Outcome(status=new if write_due(previous, new) else None,
                        events=transition_events(previous, new),
-                       delay=next_delay(raw, outcome, self.failures))
+                       delay=next_delay(raw, outcome, self.failures, self.retry_seconds))
 
     def close(self) -> None:
         pass
