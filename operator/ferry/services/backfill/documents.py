@@ -7,19 +7,27 @@ source's own) and returns the next page of :class:`Hit` — index, id, routing a
 reaches. An empty page means the item is exhausted. Today's source reads a live
 cluster's shard in ``_seq_no`` windows; readers for ES 5.6 (no ``_seq_no``) and for
 snapshot files plug in beside it.
+
+A search answer is parsed once, by msgspec, into the few fields the writer needs; each
+``_source`` stays the bytes of the answer (:func:`parse_page`) and goes into the bulk
+body as it came, never decoded into Python objects and encoded again.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import orjson
+import msgspec
 
 from ferry.clients.engine import Engine, quote
-from ferry.services.backfill.workitems import OPEN_END, WorkItem
+from ferry.errors import FerryError
+from ferry.services.backfill.workitems import WorkItem
 
-SEARCH_FILTER = "hits.hits._id,hits.hits._routing,hits.hits._source,hits.hits.sort"
+# Sorting a window costs the engine every live document in it: windows are sized to hold
+# twice the documents asked for, and a few more (small pages see the most variance), at
+# the density seen so far.
+WINDOW_SLACK, WINDOW_EXTRA = 2, 8
 
 
 @dataclass(frozen=True)
@@ -40,49 +48,120 @@ class DocumentSource(Protocol):
         ...
 
 
-def _hit(index: str, raw: dict[str, Any]) -> Hit:
-    return Hit(index, raw["_id"], raw.get("_routing"), orjson.dumps(raw["_source"]))
+# -- a search answer, parsed once ------------------------------------------------------------
+
+
+class _RawHit(msgspec.Struct):
+    id: str = msgspec.field(name="_id")
+    source: msgspec.Raw = msgspec.field(name="_source")
+    routing: str | None = msgspec.field(default=None, name="_routing")
+    sort: list[int] = msgspec.field(default_factory=list)
+
+
+class _Hits(msgspec.Struct):
+    hits: list[_RawHit] = msgspec.field(default_factory=list)
+
+
+class _Answer(msgspec.Struct):
+    hits: _Hits = msgspec.field(default_factory=_Hits)
+
+
+_ANSWER = msgspec.json.Decoder(_Answer)
+
+
+def parse_page(index: str, body: bytes) -> tuple[list[Hit], list[int]]:
+    """The hits of a search answer and each one's first sort value (``_seq_no``; -1
+    without one). Fields other than ``_id``, ``_routing``, ``_source`` and ``sort`` are
+    skipped, never built into objects.
+
+    An engine sends a stored ``_source`` on as the client wrote it, so it can hold line
+    breaks (pretty-printed JSON), which would end a bulk line early. In valid JSON a raw
+    line break is only ever whitespace between tokens (inside strings it must be
+    escaped, and UTF-8 never uses the byte elsewhere), so dropping it is the one edit
+    the bytes may need, and it needs no parse."""
+    try:
+        answer = _ANSWER.decode(body)
+    except msgspec.DecodeError as exc:  # also a ValidationError: it names a path, no value
+        raise FerryError(f"the search answer from {index} could not be read: {exc}",
+                         code="UnreadableAnswer", retryable=False) from None
+    hits: list[Hit] = []
+    seqs: list[int] = []
+    for raw in answer.hits.hits:
+        source = bytes(raw.source)
+        if b"\n" in source:
+            source = source.replace(b"\n", b"")
+        hits.append(Hit(index, raw.id, raw.routing, source))
+        seqs.append(raw.sort[0] if raw.sort else -1)
+    return hits, seqs
+
+
+# -- the live-cluster reader ---------------------------------------------------------------
 
 
 class SeqNoWindows:
     """Reads one shard of a live source in ``_seq_no`` order (ES ≥ 6.0 and OpenSearch).
 
-    The range is bounded to a window of ``_seq_no`` values just past the checkpoint, so
-    each page costs the engine a scan of that window, not of the whole rest of the
-    shard (``search_after`` alone would make a shard's copy quadratic). A window with
-    fewer than ``size`` live documents is read whole and the checkpoint jumps to its
-    end; empty windows (deleted or updated documents) are skipped the same way. The
-    checkpoint is the last ``_seq_no`` read.
+    Each search is bounded to a window of ``_seq_no`` values just past the checkpoint, so
+    it costs the engine a scan of that window, not of the whole rest of the shard
+    (``search_after`` alone would make a shard's copy quadratic on engines that cannot
+    skip ahead in a sort). Windows follow the density of live documents: on a shard
+    whose documents were updated many times most ``_seq_no`` values belong to replaced
+    versions, and a window sized for the page is widened by what the last one found.
+    A window that comes back short is read whole and the page goes on in the next one;
+    one that comes back empty is followed by a single search over the rest of the item,
+    which jumps straight to the next live document (or finds the item exhausted). So a
+    page costs one search, a few more where the density changes, never one per empty
+    window: searches stay near documents / page size.
+
+    The checkpoint is exact: the ``_seq_no`` of the last hit of a full page, else the
+    end of the last range read whole. The density is only a hint, kept per item.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._density: dict[str, float] = {}
 
     def read(self, item: WorkItem, checkpoint: int, size: int) -> tuple[list[Hit], int]:
-        while checkpoint + 1 < item.seq_to:
-            upper = min(item.seq_to, checkpoint + 1 + 2 * size)
-            body = {
-                "size": size,
-                "sort": [{"_seq_no": "asc"}],
-                "query": {"range": {"_seq_no": {"gte": checkpoint + 1, "lt": upper}}},
-                "track_total_hits": False,
-            }
-            result = self.engine.request(
-                "POST", f"/{quote(item.index)}/_search", body=body, missing_ok=False,
-                params={"preference": f"_shards:{item.shard}", "filter_path": SEARCH_FILTER})
-            raw = (result.get("hits") or {}).get("hits") or []
-            if len(raw) == size:
-                return [_hit(item.index, h) for h in raw], int(raw[-1]["sort"][0])
-            if raw or upper >= item.seq_to:
-                return [_hit(item.index, h) for h in raw], upper - 1
-            checkpoint = upper - 1
-            if item.seq_to >= OPEN_END and checkpoint > self._max_seq_no(item):
-                return [], checkpoint
-        return [], checkpoint
+        hits: list[Hit] = []
+        # Live documents per _seq_no: 1.0 (no updates) until this item shows otherwise.
+        density = self._density.get(item.id, 1.0)
+        while checkpoint + 1 < item.seq_to and len(hits) < size:
+            lo, ask = checkpoint + 1, size - len(hits)
+            width = max(1, int((WINDOW_SLACK * ask + WINDOW_EXTRA) / density))
+            upper = min(item.seq_to, lo + width)
+            got, seqs = self._search(item, lo, upper, ask)
+            start = lo
+            if not got and upper < item.seq_to:
+                # Nothing live in the window: search the rest of the item once, which
+                # finds the next live documents wherever they are, or none.
+                upper = item.seq_to
+                got, seqs = self._search(item, lo, upper, ask)
+                start = seqs[0] if got else lo
+            hits += got
+            if len(got) == ask:  # the page is full: it ends at its last hit
+                density = ask / (seqs[-1] - start + 1)
+                checkpoint = seqs[-1]
+            else:  # the range was read whole: the page goes on past it
+                density = max(len(got), 1) / (upper - lo)
+                checkpoint = upper - 1
+        if checkpoint + 1 >= item.seq_to:
+            self._density.pop(item.id, None)
+        else:
+            self._density[item.id] = density
+        return hits, checkpoint
 
-    def _max_seq_no(self, item: WorkItem) -> int:
-        """The shard's current highest _seq_no: where an open-ended item ends for now."""
-        stats = self.engine.request("GET", f"/{quote(item.index)}/_stats/docs",
-                                    params={"level": "shards"}, missing_ok=False)
-        copies = stats["indices"][item.index]["shards"][str(item.shard)]
-        return int(next(c for c in copies if c["routing"]["primary"])["seq_no"]["max_seq_no"])
+    def _search(self, item: WorkItem, lo: int, upper: int, size: int
+                ) -> tuple[list[Hit], list[int]]:
+        """Up to ``size`` live documents with ``lo <= _seq_no < upper``, in order."""
+        body = {
+            "size": size,
+            "sort": [{"_seq_no": "asc"}],
+            "query": {"range": {"_seq_no": {"gte": lo, "lt": upper}}},
+            "track_total_hits": False,
+        }
+        # No filter_path: with one, the engine parses and re-writes every _source to
+        # filter the answer; without, it streams the stored bytes.
+        raw = self.engine.request_raw(
+            "POST", f"/{quote(item.index)}/_search", body=body, missing_ok=False,
+            params={"preference": f"_shards:{item.shard}"})
+        return parse_page(item.index, raw or b"{}")

@@ -1,0 +1,263 @@
+"""The copy path's reader on real search answers: ``_source`` passed through as the
+answer's bytes (parse_page), and the _seq_no reader (SeqNoWindows) on an update-heavy
+shard — every live document exactly once, exact checkpoints, and about one search per
+page, not one per empty window.
+
+The answers were recorded from the test bed's Elasticsearch 7.10 and OpenSearch 2.19
+nodes by ``data/search_pages/record.py``. The shard the reader walks is replayed from
+the recorded answer: its real hits, in their real envelope, cut to the range and size
+each search asks for.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+
+from ferry.clients.engine import Engine, Refused
+from ferry.clients.search import SearchConnection
+from ferry.errors import EngineError, FerryError
+from ferry.services.backfill.copier import CopySettings, bulk_bodies
+from ferry.services.backfill.documents import Hit, SeqNoWindows, parse_page
+from ferry.services.backfill.workitems import OPEN_END, WorkItem
+
+DATA = Path(__file__).parent / "data" / "search_pages"
+ENGINES = sorted(p for p in DATA.iterdir() if p.is_dir())
+
+
+def recorded(engine: Path, name: str) -> bytes:
+    return (engine / name).read_bytes()
+
+
+def expected(engine: Path) -> dict[str, Any]:
+    return json.loads(recorded(engine, "expected.json"))
+
+
+def test_both_engines_were_recorded() -> None:
+    assert [p.name.split("-")[0] for p in ENGINES] == ["elasticsearch", "opensearch"]
+
+
+# -- parse_page ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_each_source_is_the_answers_own_bytes(engine: Path) -> None:
+    body = recorded(engine, "all.json")
+    want = expected(engine)
+    hits, seqs = parse_page("updates", body)
+    assert len(hits) == len(want["docs"]) == 121
+    assert seqs == sorted(seqs) and seqs[-1] == want["max_seq_no"]
+    for hit in hits:
+        assert hit.index == "updates"
+        assert orjson.loads(hit.source) == want["docs"][hit.id]
+        assert hit.routing == want["routing"].get(hit.id)
+        if hit.id != "pretty":  # the engine's bytes, not a re-encoding of them
+            assert b'"_source":' + hit.source + b"," in body
+    # Sources stay as the client sent them: UTF-8 text, or \\u escapes.
+    assert any("café 日本".encode() in h.source for h in hits)
+    assert any(b"caf\\u00e9" in h.source for h in hits)
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_a_pretty_printed_source_becomes_one_bulk_line(engine: Path) -> None:
+    raw, filtered = recorded(engine, "pretty.json"), recorded(engine, "pretty-filtered.json")
+    # Without filter_path the engine streams the stored bytes (line breaks and all);
+    # with one, it parses and re-writes every _source.
+    assert b'"_source":{\n' in raw
+    assert b"\n" not in filtered
+    (hit,), _ = parse_page("updates", raw)
+    assert b"\n" not in hit.source
+    assert orjson.loads(hit.source) == expected(engine)["docs"]["pretty"]
+    assert b"line one\\nline two" in hit.source  # an escaped break in a string stays
+    body = bulk_bodies([hit], "t", CopySettings())[0][1]
+    assert body.count(b"\n") == 2 and body.endswith(hit.source + b"\n")
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_an_empty_answer_is_no_hits(engine: Path) -> None:
+    assert parse_page("updates", recorded(engine, "empty.json")) == ([], [])
+    assert parse_page("updates", b"{}") == ([], [])
+
+
+def test_an_unreadable_answer_is_a_clear_error_without_content() -> None:
+    with pytest.raises(FerryError, match=r"updates could not be read.*\$\.hits\.hits\[0\]"):
+        parse_page("updates", b'{"hits":{"hits":[{"_id":7,"_source":{"secret":1}}]}}')
+    with pytest.raises(FerryError) as truncated:
+        parse_page("updates", b'{"hits":{"hits":[{"_id":"x","_source":{"secret":')
+    assert "secret" not in str(truncated.value)
+    assert truncated.value.code == "UnreadableAnswer" and not truncated.value.retryable
+
+
+def test_bulk_lines_carry_the_source_bytes_untouched() -> None:
+    source = b'{"b":1.50,"a":"caf\xc3\xa9"}'  # key order and number text kept as sent
+    hits = [Hit("i", "1", "r", source), Hit("i", "2", None, source)]
+    (ids, body), = bulk_bodies(hits, "t", CopySettings(op_type="create"))
+    assert ids == ["1", "2"]
+    assert body == (b'{"create":{"_index":"t","_id":"1","routing":"r"}}\n' + source + b"\n"
+                    b'{"create":{"_index":"t","_id":"2"}}\n' + source + b"\n")
+
+
+# -- SeqNoWindows on a replayed shard ----------------------------------------------------------
+
+
+class RecordedShard:
+    """Answers the reader's searches from one recorded answer of the whole shard."""
+
+    def __init__(self, body: bytes) -> None:
+        start = body.index(b'"hits":[') + len(b'"hits":[')
+        end = body.rindex(b"]")
+        self.head, self.tail = body[:start], body[end:]
+        raws = msgspec.json.decode(body[start - 1:end + 1], type=list[msgspec.Raw])
+        self.hits = [(orjson.loads(h)["sort"][0], h) for h in map(bytes, raws)]
+        assert b",".join(h for _, h in self.hits) == body[start:end]
+        self.searches: list[dict[str, Any]] = []
+
+    def request_raw(self, method: str, path: str, *, body: dict[str, Any],
+                    params: dict[str, str], missing_ok: bool) -> bytes:
+        assert (method, path, params) == ("POST", "/updates/_search",
+                                          {"preference": "_shards:0"})
+        assert body["sort"] == [{"_seq_no": "asc"}] and not missing_ok
+        self.searches.append(body)
+        bounds = body["query"]["range"]["_seq_no"]
+        found = [h for seq, h in self.hits if bounds["gte"] <= seq < bounds["lt"]]
+        return self.head + b",".join(found[:body["size"]]) + self.tail
+
+
+def item(seq_from: int = 0, seq_to: int = OPEN_END, name: str = "updates/0/0") -> WorkItem:
+    return WorkItem(id=name, index="updates", target="t", shard=0, seq_from=seq_from,
+                    seq_to=seq_to, checkpoint=seq_from - 1)
+
+
+def copy_all(reader: SeqNoWindows, work: WorkItem, size: int) -> Iterator[tuple[list[Hit], int]]:
+    checkpoint = work.checkpoint
+    while True:
+        hits, reached = reader.read(work, checkpoint, size)
+        assert reached >= checkpoint
+        yield hits, reached
+        if not hits:
+            return
+        checkpoint = reached
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+@pytest.mark.parametrize("size", [1, 7, 20, 50, 500])
+def test_every_document_once_with_exact_checkpoints_in_few_searches(engine: Path,
+                                                                    size: int) -> None:
+    shard = RecordedShard(recorded(engine, "all.json"))
+    live = sorted(shard.hits)
+    docs, max_seq_no = len(live), expected(engine)["max_seq_no"]
+    assert max_seq_no + 1 > 15 * docs  # update-heavy: most _seq_nos hold no document
+    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    pages = list(copy_all(reader, item(), size))
+    read = [h.id for hits, _ in pages for h in hits]
+    assert read == [orjson.loads(h)["_id"] for _, h in live]
+    seq_of = {orjson.loads(h)["_id"]: seq for seq, h in live}
+    # Full pages until the last one: short windows are read on, not returned.
+    assert [len(hits) for hits, _ in pages[:-2]] == [size] * (len(pages) - 2)
+    assert 0 < len(pages[-2][0]) <= size and pages[-1][0] == []
+    before = -1
+    for hits, reached in pages:
+        # A checkpoint covers exactly the documents read up to it: none unread below.
+        assert all(before < seq_of[h.id] <= reached for h in hits)
+        assert not [seq for seq, _ in live if before < seq <= reached
+                    and seq not in {seq_of[h.id] for h in hits}]
+        before = reached
+    # Searches: about one per page (a few more where the density changes, most with
+    # one-document pages), where a search per window of 2 x size _seq_nos (the reader
+    # before) would need max_seq_no / (2 x size).
+    pages_needed = -(-docs // size)
+    bound = pages_needed + pages_needed // 8 + 6
+    assert len(shard.searches) <= bound, len(shard.searches)
+    if size <= 20:
+        assert max_seq_no // (2 * size) > 2 * bound
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_resuming_from_any_checkpoint_skips_and_repeats_nothing(engine: Path) -> None:
+    shard = RecordedShard(recorded(engine, "all.json"))
+    live = [(seq, orjson.loads(h)["_id"]) for seq, h in sorted(shard.hits)]
+    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    checkpoints = [reached for _, reached in copy_all(reader, item(), 13)]
+    assert len(checkpoints) > 5
+    for checkpoint in checkpoints:
+        resumed = item()
+        resumed.checkpoint = checkpoint
+        fresh = SeqNoWindows(shard)  # type: ignore[arg-type]  # a restarted worker
+        rest = [h.id for hits, _ in copy_all(fresh, resumed, 13) for h in hits]
+        assert rest == [doc_id for seq, doc_id in live if seq > checkpoint]
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_split_items_together_read_the_shard_once(engine: Path) -> None:
+    shard = RecordedShard(recorded(engine, "all.json"))
+    max_seq_no = expected(engine)["max_seq_no"]
+    step = max_seq_no // 3 + 1
+    items = [item(i * step, (i + 1) * step if i < 2 else OPEN_END, f"updates/0/{i}")
+             for i in range(3)]
+    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    read = [h.id for work in items for hits, _ in copy_all(reader, work, 10) for h in hits]
+    assert read == [orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
+    assert reader._density == {}  # hints of finished items are dropped
+
+
+# -- Engine.request_raw on a real HTTP connection ----------------------------------------------
+
+
+@pytest.fixture
+def answering() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
+    """A loopback HTTP server answering each path with a canned status and body."""
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, body = answers[self.path.split("?")[0]]
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", answers
+    finally:
+        server.shutdown()
+
+
+def test_request_raw_returns_the_bytes_sent_and_classifies_errors_as_request(
+        answering: tuple[str, dict[str, tuple[int, bytes]]]) -> None:
+    url, answers = answering
+    body = recorded(ENGINES[0], "all.json")
+    answers["/page"] = (200, body)
+    answers["/gone"] = (404, b'{"error":{"type":"index_not_found_exception"},"status":404}')
+    answers["/bad"] = (400, b'{"error":{"type":"parsing_exception","reason":"no"},'
+                            b'"status":400}')
+    answers["/busy"] = (503, b'{"error":"unavailable","status":503}')
+    engine: Engine = SearchConnection(url=url, max_retries=0).engine()
+    with engine:
+        assert engine.request_raw("POST", "/page", body={"size": 1}) == body
+        # The same client, on the same thread, still parses for request().
+        assert engine.request("POST", "/page", body={})["hits"]["hits"][0]["_id"]
+        assert engine.request_raw("POST", "/gone") is None
+        with pytest.raises(Refused, match="parsing_exception") as refused:
+            engine.request_raw("POST", "/bad", missing_ok=False)
+        with pytest.raises(Refused):
+            engine.request("POST", "/bad")
+        assert refused.value.status == 400
+        with pytest.raises(EngineError) as busy:
+            engine.request_raw("POST", "/busy")
+        assert busy.value.retryable
