@@ -5,15 +5,18 @@ CompletedWithErrors | Failed; with metadata mode Evaluate, Planning → Migratin
 → Evaluated, which a spec change continues (mode Create goes on to copy). Method copy's
 steps are in ``copy_phases``, method restore's (Running is the restore's recovery) in
 ``restore_phases``; what both share — failing, the metadata phase, Evaluated, the
-overlap check, the workers — is here. Every step is idempotent and reads its state back
+overlap check, the workers, restoring tuned target settings on failure and once
+settled — is here. Every step is idempotent and reads its state back
 from status, the coordination index and the target, so a restarted operator resumes
 where it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ferry.api import Backfill
@@ -24,6 +27,7 @@ from ferry.clients import kube
 from ferry.clients.kube import ObjectReader
 from ferry.conditions import now
 from ferry.errors import FerryError, TargetRejected
+from ferry.services.backfill import tuning
 from ferry.services.backfill.copy import CopyService
 from ferry.services.backfill.copy_phases import copy_step
 from ferry.services.backfill.pool import WorkerPool
@@ -44,6 +48,8 @@ log = logging.getLogger("ferry.backfill")
 STEP_SECONDS = 5.0
 ERROR_RETRY_SECONDS = 15.0
 SETTLED_SECONDS = 3600.0
+# A settled Backfill whose tuned target settings could not be restored tries again.
+TUNING_RETRY_SECONDS = 60.0
 
 
 def merged(status: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +69,8 @@ class BackfillReconciler:
         self._service_generation: int | None = None
         # Set by the daemon: wakes it for the next step (called from worker threads).
         self.wake: Callable[[], None] | None = None
+        self._tuning_lock = threading.Lock()
+        self._retired = False
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self.wake = wake
@@ -76,6 +84,18 @@ class BackfillReconciler:
         """Shutdown or deletion: workers finish their batch and release their items."""
         self.stop_workers()
         self._drop_service()
+
+    def retire(self) -> None:
+        """Deletion: a tuning in flight finishes first and none starts afterwards, so
+        the deletion's restore is the last word on the target's settings."""
+        with self._tuning_lock:
+            self._retired = True
+        self.close()
+
+    @contextlib.contextmanager
+    def tuning_allowed(self) -> Iterator[bool]:
+        with self._tuning_lock:
+            yield not self._retired
 
     def _drop_service(self) -> None:
         if self._service is not None:
@@ -107,6 +127,8 @@ class BackfillReconciler:
         if phase in P.TERMINAL:
             if not resumes(phase, status, generation):
                 self.stop_workers()
+                if tuning.pending(status):
+                    return self._settle_tuning(body, generation)
                 return Outcome(None, [], SETTLED_SECONDS)
             phase = P.PLANNING  # Evaluated, and the spec changed: evaluate again or go on
         try:
@@ -125,15 +147,35 @@ class BackfillReconciler:
                                 status.get("conditions") or [], phase, exc.code,
                                 exc.message, generation)}, [], ERROR_RETRY_SECONDS)
 
+    def _settle_tuning(self, body: dict[str, Any], generation: int | None) -> Outcome:
+        """An end phase whose tuned target settings are not restored yet (the target
+        was unreachable when it failed): try again."""
+        try:
+            self.service(parse_spec(BackfillSpec, body["spec"]), generation)
+        except FerryError:
+            return Outcome(None, [], TUNING_RETRY_SECONDS)
+        restored = self._restore_tuning()
+        return Outcome(restored.status or None, restored.events,
+                       SETTLED_SECONDS if restored.done else TUNING_RETRY_SECONDS)
+
+    def _restore_tuning(self) -> tuning.TuningStep:
+        if self._service is None or self._service.spec.method != "copy":
+            return tuning.TuningStep()
+        return tuning.restore_or_report(self._service)
+
     # -- what both methods share ----------------------------------------------------------
 
     def fail(self, status: dict[str, Any], generation: int | None, exc: FerryError
              ) -> Outcome:
+        """Failed; the workers are stopped, and tuned target settings restored."""
         conds = conditions_for(status.get("conditions") or [], P.FAILED, exc.code,
                                      exc.message, generation)
+        restored = self._restore_tuning()
         return Outcome({"phase": P.FAILED, "message": exc.message, "conditions": conds,
-                        "observedGeneration": generation, "completionTime": now()},
-                       [Event.warning(exc.code, exc.message)], SETTLED_SECONDS)
+                        "observedGeneration": generation, "completionTime": now(),
+                        **restored.status},
+                       [Event.warning(exc.code, exc.message), *restored.events],
+                       SETTLED_SECONDS if restored.done else TUNING_RETRY_SECONDS)
 
     def metadata_phase(self, status: dict[str, Any], generation: int | None, message: str,
                        extra: dict[str, Any]) -> Outcome:
@@ -145,6 +187,9 @@ class BackfillReconciler:
                         "completionTime": None, **extra}, [], 0.0)
 
     def metadata_service(self, svc: CopyService, spec: BackfillSpec) -> MetadataService:
+        if svc.snapshot is not None:  # the source may be gone: the snapshot's metadata
+            return svc.snapshot.metadata_service(svc.ep.target, spec, self.uid)
+        assert svc.ep.source is not None
         return MetadataService(svc.ep.source, svc.ep.target, spec, self.uid)
 
     @staticmethod
