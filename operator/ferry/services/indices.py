@@ -1,5 +1,5 @@
-"""Index selection, target naming and creatable settings, shared by Snapshot and
-Backfill."""
+"""Index selection, target naming, creatable settings and requests over many index
+names (in groups that fit in a URL), shared by Snapshot and Backfill."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ferry.api.backfill import TargetNaming
+from ferry.clients.engine import Engine, quote
 
 # The mark in a target index's mappings `_meta` naming the Backfill (uid) that created
 # it: what Ferry created it may write into again (after a restart) and tune.
@@ -54,6 +55,47 @@ def name_groups(names: Iterable[str], limit: int = MAX_PATH_NAMES_BYTES) -> list
 def path_expression(names: Iterable[str]) -> str:
     """Names of one group as one path segment."""
     return ",".join(urllib.parse.quote(n, safe="") for n in names)
+
+
+def index_metadata(engine: Engine, names: list[str]) -> dict[str, Any]:
+    """``GET <name>`` (settings, mappings, aliases) of each index, in one request per
+    group of names; an index missing from a group's answer (the group was refused, or
+    the source answers one index at a time) is asked on its own, and is {} if absent."""
+    found: dict[str, Any] = {}
+    for group in name_groups(names):
+        got = engine.request("GET", f"/{path_expression(group)}") or {}
+        found.update({name: got[name] for name in group if name in got})
+    for name in names:
+        if name not in found:
+            found[name] = (engine.request("GET", f"/{quote(name)}") or {}).get(name) or {}
+    return found
+
+
+def alias_names(engine: Engine) -> set[str]:
+    """Every alias on a cluster, in one request: a name among them is not an index."""
+    rows = engine.get("/_cat/aliases", format="json", h="alias") or []
+    return {row["alias"] for row in rows}
+
+
+class Mappings:
+    """The mappings of many indices of one cluster, read in groups of names: ``get``
+    answers as ``GET <name>/_mapping`` would, without a request per index."""
+
+    def __init__(self, engine: Engine, names: Iterable[str]) -> None:
+        self.engine = engine
+        self.found: dict[str, Any] = {}
+        for group in name_groups(names):
+            self.found.update(engine.get(f"/{path_expression(group)}/_mapping",
+                                         ignore_unavailable="true") or {})
+        # An alias answers under the name of the index behind it: asked on its own.
+        self.aliases = alias_names(engine)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        if name in self.found:
+            return {name: self.found[name]}
+        if name in self.aliases:
+            return self.engine.get(f"/{quote(name)}/_mapping")
+        return None
 
 
 def is_system_index(name: str) -> bool:

@@ -4,6 +4,7 @@ index, so a restarted operator copies and verifies exactly what was planned."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +58,10 @@ def plan_indices(source: Engine, spec: BackfillSpec) -> Plan:
     for group in idx.name_groups(names):
         got = source.get(f"/{idx.path_expression(group)}/_stats/docs", level="shards")
         stats.update(got["indices"])
+    counts = doc_counts(source, names)
     plan = Plan()
     for name in names:
-        count = source.get(f"/{quote(name)}/_count")["count"]
+        count = counts[name]
         shards = []
         for shard_id, copies in stats[name]["shards"].items():
             primary = next(c for c in copies if c["routing"]["primary"])
@@ -68,6 +70,25 @@ def plan_indices(source: Engine, spec: BackfillSpec) -> Plan:
         plan.indices.append(IndexPlan(name, idx.target_name(name, spec.target_naming),
                                       count, sorted(shards)))
     return plan
+
+
+def doc_counts(engine: Engine, names: list[str], aliases: Collection[str] = ()
+               ) -> dict[str, int]:
+    """Top-level documents per index (what ``_count`` says: nested documents do not
+    count), in one request per group of names rather than one per index: a terms
+    aggregation on ``_index``, where an index without documents has no bucket. Names
+    among ``aliases`` are counted on their own (their bucket would carry the name of
+    the index behind them)."""
+    counts = {name: int(engine.get(f"/{quote(name)}/_count")["count"])
+              for name in names if name in aliases}
+    for group in idx.name_groups(n for n in names if n not in aliases):
+        got = engine.request("POST", f"/{idx.path_expression(group)}/_search",
+                             missing_ok=False, body={"size": 0, "aggs": {"by_index": {
+                                 "terms": {"field": "_index", "size": len(group)}}}})
+        buckets = {b["key"]: int(b["doc_count"])
+                   for b in got["aggregations"]["by_index"]["buckets"]}
+        counts.update({name: buckets.get(name, 0) for name in group})
+    return counts
 
 
 def work_items(plan: Plan) -> list[WorkItem]:

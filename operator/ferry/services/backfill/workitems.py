@@ -5,13 +5,15 @@ Any number of workers â€” threads in the operator, or `ferry worker` processes â
 the items: a worker claims one under a lease (holder + expiry) with optimistic
 concurrency (``if_seq_no``/``if_primary_term``), renews the lease with every
 checkpoint, and a crashed worker's item is claimed again once its lease expires,
-resuming from its checkpoint.
+resuming from its checkpoint. Beside the items it keeps the whole plan and the
+original settings of the target indices tuned for the copy.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,8 @@ from ferry.clients.engine import Conflict, Engine, Refused, quote
 from ferry.errors import TargetRejected
 
 PLAN_ID = "plan"
+# The original settings of tuned target indices (services/backfill/tuning.py).
+TUNING_ID = "tuning"
 # The end of an open-ended item: documents written after planning get higher _seq_nos,
 # so a shard's last range has no upper bound (any value above every real _seq_no).
 OPEN_END = 2 ** 62
@@ -46,6 +50,7 @@ MAPPING = {
         "updated": {"type": "long"},
         "failures": {"type": "object", "enabled": False},
         "plan": {"type": "object", "enabled": False},
+        "tuning": {"type": "object", "enabled": False},
     },
 }
 
@@ -162,14 +167,32 @@ class WorkItemStore:
                       item.source("waiting", None, 0)]
         for start in range(0, len(lines), 2000):
             body = "".join(json.dumps(line) + "\n" for line in lines[start:start + 2000])
-            result = self.engine.request("POST", "/_bulk", body=body,
-                                         params={"refresh": "wait_for"})
+            result = self.engine.request("POST", "/_bulk", body=body)
             if result.get("errors"):
                 raise TargetRejected(f"the target refused work items of {self.index}",
                                      retryable=True)
+        # One forced refresh shows the marker and every item to the workers' searches
+        # at once; refresh=wait_for would wait up to a refresh interval per request.
         self.engine.request("PUT", self._doc(PLAN_ID),
                             body={"kind": "plan", "plan": plan, "updated": now_ms()},
-                            params={"refresh": "wait_for"})
+                            params={"refresh": "true"})
+
+    def tuning(self) -> dict[str, Any] | None:
+        """The tuning record (original settings of tuned target indices), or None."""
+        doc = self._get(TUNING_ID)
+        return doc["_source"].get("tuning") if doc and doc.get("found", True) else None
+
+    def write_tuning(self, record: dict[str, Any]) -> None:
+        body = {"kind": "tuning", "tuning": record, "updated": now_ms()}
+        try:
+            self.engine.request("PUT", self._doc(TUNING_ID), body=body, missing_ok=False)
+        except Refused as exc:
+            if "strict_dynamic_mapping" not in exc.text:
+                raise
+            # A coordination index made by an operator that predates tuning.
+            self.engine.request("PUT", f"{self._path}/_mapping", missing_ok=False,
+                                body={"properties": {"tuning": MAPPING["properties"]["tuning"]}})
+            self.engine.request("PUT", self._doc(TUNING_ID), body=body, missing_ok=False)
 
     def reset(self) -> None:
         self.delete()
@@ -188,11 +211,33 @@ class WorkItemStore:
         ], "minimum_should_match": 1}}
 
     def claim(self, holder: str) -> WorkItem | None:
-        """Claim one waiting or expired item, or None when there is none right now."""
+        """Claim one waiting or expired item, or None when there is none right now.
+
+        The search is near-real-time: with many small items every hit of a page can have
+        been taken since the last refresh. Workers then look again at a refreshed view
+        rather than idle, and each orders equal items by its own random seed so that
+        concurrent workers do not all race for the same few."""
+        for _ in range(2):
+            hits = self._claimable(holder)
+            if not hits:
+                return None
+            item = self._claim_first(hits, holder)
+            if item is not None:
+                return item
+            self.engine.request("POST", f"{self._path}/_refresh", missing_ok=False)
+        return None
+
+    def _claimable(self, holder: str) -> list[dict[str, Any]]:
         found = self._search({
-            "size": 20, "query": self._claimable_query(), "seq_no_primary_term": True,
-            "sort": [{"claims": "asc"}, {"docs_estimate": "desc"}]})
-        for hit in found["hits"]["hits"]:
+            "size": 50, "seq_no_primary_term": True,
+            "query": {"function_score": {
+                "query": self._claimable_query(), "boost_mode": "replace",
+                "random_score": {"seed": zlib.crc32(holder.encode()), "field": "_seq_no"}}},
+            "sort": [{"claims": "asc"}, {"docs_estimate": "desc"}, "_score"]})
+        return list(found["hits"]["hits"])
+
+    def _claim_first(self, hits: list[dict[str, Any]], holder: str) -> WorkItem | None:
+        for hit in hits:
             # The search is near-real-time; the GET is not, and carries the seq_no the
             # conditional update below is checked against.
             current = self._get(hit["_id"])

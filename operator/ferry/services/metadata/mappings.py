@@ -152,6 +152,13 @@ def rejected_settings(reason: str, settings: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def at_shard_limit(reason: str) -> bool:
+    """A refusal of index creation because the cluster holds the most shards it may
+    (``cluster.max_shards_per_node``): "... this cluster currently has [1000]/[1000]
+    maximum shards open" (Elasticsearch 8: "maximum normal shards open")."""
+    return re.search(r"maximum (?:\w+ )?shards open", reason) is not None
+
+
 def known_refusals(settings: Mapping[str, Any], engine: str, version: str
                    ) -> list[tuple[str, str]]:
     """Index settings the target is known to refuse at index creation but that template

@@ -105,6 +105,10 @@ class MetadataService:
         self._sim_prefix = f"ferry-evaluate-{uuid.uuid4().hex[:12]}"
         # (target index, alias) → why the target refused the alias at index creation.
         self._alias_refusals: dict[tuple[str, str], str] = {}
+        # The target indices' mappings, read in groups by run() before any _index().
+        self._existing: idx.Mappings | None = None
+        # Why no further index is created: the target refused one at its shard limit.
+        self._shard_limit: str | None = None
 
     def _selected(self, kind: str, name: str, body: Mapping[str, Any] | None = None
                   ) -> tuple[bool, str]:
@@ -205,8 +209,7 @@ class MetadataService:
         self.target.info()  # first: an unreachable target fails the run before any read
         evaluate = mode == "Evaluate"
         pairs = list(indices)
-        metas = {source: (self.source.request("GET", f"/{quote(source)}") or {}).get(source)
-                 or {} for source, _ in pairs}
+        metas = idx.index_metadata(self.source, [source for source, _ in pairs])
         if not evaluate:
             # An index that cannot be migrated stops the Backfill: find out before
             # anything is written, so a refused migration leaves the target untouched.
@@ -220,13 +223,15 @@ class MetadataService:
             self._templates(result, LEGACY_TEMPLATES, evaluate, {})
             components = self._templates(result, COMPONENT_TEMPLATES, evaluate, {})
             self._templates(result, COMPOSABLE_TEMPLATES, evaluate, components)
+        self._existing = idx.Mappings(self.target, [target for _, target in pairs])
         created: dict[str, Item] = {}
         for source, target in pairs:
             created[source] = self._index(result, source, target, metas[source], mode,
                                           method)
         if mode != "Skip":
             for source, target in pairs:
-                self._aliases(result, source, target, created[source], evaluate)
+                self._aliases(result, source, target, created[source], evaluate,
+                              metas[source].get("aliases") or {})
         return result
 
     def _templates(self, result: MetadataResult, kind: TemplateKind, evaluate: bool,
@@ -327,7 +332,8 @@ class MetadataService:
         if method == "copy" and (source_field.get("excludes") or source_field.get("includes")):
             item.reason = ("fields left out of _source are not copied (_source "
                            "includes/excludes)")
-        existing = self.target.request("GET", f"/{quote(target)}/_mapping")
+        assert self._existing is not None
+        existing = self._existing.get(target)
         if existing is not None:
             mark = (next(iter(existing.values()), {}).get("mappings", {}).get("_meta") or {}
                     ).get(META_KEY)
@@ -350,6 +356,9 @@ class MetadataService:
         if mode == "Evaluate":
             self._simulate(item, settings, mappings, aliases, True)
             return item
+        if self._shard_limit is not None:
+            item.action, item.reason = "TargetRejected", self._shard_limit
+            return item
 
         def put(current: dict[str, Any]) -> None:
             self.target.request("PUT", f"/{quote(target)}", body={
@@ -371,6 +380,13 @@ class MetadataService:
         elif item.action == "AlreadyExists":
             item.action = "TargetRejected"
             item.reason = f"{target} was created on the target by someone else meanwhile"
+        elif transforms.at_shard_limit(item.reason or ""):
+            # Every further index would be refused the same way: stop creating.
+            item.reason = ("the target is at its shard limit (cluster.max_shards_per_node "
+                           f"per data node): {item.reason}")
+            self._shard_limit = (f"not created: the target refused {target} at its shard "
+                                 "limit (cluster.max_shards_per_node), so no further "
+                                 "index was tried")
         return item
 
     def _selected_aliases(self, aliases: Mapping[str, Any]) -> dict[str, Any]:
@@ -378,9 +394,8 @@ class MetadataService:
                 if self._selected(ALIAS, name)[0]}
 
     def _aliases(self, result: MetadataResult, source: str, target: str, index: Item,
-                 evaluate: bool) -> None:
-        got = (self.source.request("GET", f"/{quote(source)}/_alias") or {}).get(source) or {}
-        for name, body in sorted((got.get("aliases") or {}).items()):
+                 evaluate: bool, aliases: Mapping[str, Any]) -> None:
+        for name, body in sorted(aliases.items()):
             selected, why = self._selected(ALIAS, name)
             if not selected:
                 result.add(Item(ALIAS, name, "Skipped", why, target=target))
