@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -370,7 +371,6 @@ def test_bad_input_is_refused_with_clear_reasons_and_writes_nothing(
                backfill("from-snapshot", source={"snapshotRef": {"name": "snap"}}),
                backfill("nothing-matches", indices=["no-such-index-*"]))
     expect = {"to-readonly": "TargetReadOnly", "to-itself": "SameEndpoint",
-              "from-snapshot": "SnapshotSourceNotSupported",
               "nothing-matches": "NoIndicesMatched"}
     for name, reason in expect.items():
         obj = kube.wait_for("backfill", namespace, name, phase_in("Failed"), timeout=60)
@@ -380,6 +380,10 @@ def test_bad_input_is_refused_with_clear_reasons_and_writes_nothing(
                         lambda o: condition(o, "Progressing")["reason"] == "ClusterNotFound",
                         timeout=60)
     assert "Cluster missing not found" in obj["status"]["message"]
+    # Method copy from a snapshot's files waits for the Snapshot it names.
+    obj = kube.wait_for("backfill", namespace, "from-snapshot",
+                        lambda o: condition(o, "Progressing")["reason"] == "SnapshotNotFound",
+                        timeout=60)
     indices = opensearch.request("GET", f"/_cat/indices/{prefix}*?format=json")
     assert indices == []
 
@@ -546,3 +550,58 @@ def test_refusal_reasons_keep_field_names_but_never_document_values(
     events = kube.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert marker not in events
     assert marker not in operator.logs()
+
+
+def test_update_heavy_source_is_copied_exactly_in_about_one_search_per_page(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, namespace: str, proxies: list[ReverseProxy]) -> None:
+    """An update-heavy source: 300 documents updated about 12,000 times in all, so the
+    shard's _seq_no runs forty times past its document count and most _seq_no ranges
+    hold only replaced versions. The copy is exact (latest versions, routing kept) and
+    its reads cost about one search per page of documents, not one per empty window."""
+    index, docs, page = f"{namespace}-updated", 300, 50
+    elasticsearch.request("PUT", f"/{index}", {
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0}})
+    rnd = random.Random(14)
+    ops = [i for i in range(docs) for _ in range(rnd.randint(0, 80))]
+    rnd.shuffle(ops)
+    writes = list(range(docs)) + ops  # every document once, then the updates
+    latest: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(writes), 2000):
+        lines = []
+        for n, i in enumerate(writes[start:start + 2000], start):
+            latest[f"d{i}"] = {"n": i, "version": n, "text": f"caf\u00e9 {n % 97}"}
+            lines += [json.dumps({"index": {"_index": index, "_id": f"d{i}",
+                                            "routing": f"r{i % 7}"}}),
+                      json.dumps(latest[f"d{i}"])]
+        result = elasticsearch.request("POST", "/_bulk", ("\n".join(lines) + "\n").encode())
+        assert result["errors"] is False  # type: ignore[index]
+    stats = elasticsearch.request("GET", f"/{index}/_stats/docs?level=shards")
+    max_seq_no = stats["indices"][index]["shards"]["0"][0]["seq_no"]["max_seq_no"]  # type: ignore[index]
+    assert max_seq_no == len(writes) - 1 > 35 * docs
+    assert count(elasticsearch, index) == docs
+    # Reads go through a proxy that counts them.
+    proxy = ReverseProxy(elasticsearch.url).start()
+    proxies.append(proxy)
+    kube.apply(namespace, *clusters(proxy.url, opensearch.url),
+               backfill("updated", indices=[index], targetNaming={"prefix": "copy-"},
+                        batch={"maxDocs": page}))
+    obj = kube.wait_for("backfill", namespace, "updated",
+                        phase_in("Completed", "Failed", "CompletedWithErrors"), timeout=180)
+    status = obj["status"]
+    assert status["phase"] == "Completed", status["message"]
+    assert status["progress"]["docsMigrated"] == docs
+    assert condition(obj, "Verified")["status"] == "True"
+    assert count(opensearch, f"copy-{index}") == docs
+    copied = opensearch.request("POST", f"/copy-{index}/_search", {"size": 1000})
+    hits = copied["hits"]["hits"]  # type: ignore[index]
+    assert {h["_id"]: h["_source"] for h in hits} == latest
+    assert {h["_id"]: h["_routing"] for h in hits} == {f"d{i}": f"r{i % 7}"
+                                                       for i in range(docs)}
+    # Every search the copy made (its reads and the verification sample): bounded by
+    # pages of documents plus a constant. A reader paying one request per window of
+    # 2 x page _seq_nos would need more than a hundred.
+    searches = [r for r in proxy.seen if "/_search" in r.path]
+    bound = docs // page + 10
+    assert max_seq_no // (2 * page) > 5 * bound
+    assert len(searches) <= bound, len(searches)

@@ -186,19 +186,24 @@ def test_snapshot_completes_is_verified_adopted_and_deleted(
         "nightly", info["uuid"], "SUCCESS", node.number)
     assert entry["indices"] == sorted(layout)
 
-    # Reapplying the manifest is a no-op: no second snapshot, no new events.
-    kube.apply(namespace, manifest)
-    time.sleep(3)
-    assert len(node.request("GET", f"/_snapshot/{repo}/_all")["snapshots"]) == 1
-    assert len(kube.events(namespace, "nightly")) == len(reasons)
-
+    # A restarted operator takes the finished Snapshot up again with a pass of its own
+    # (reapplying the same manifest would trigger nothing): no second snapshot, no new
+    # event, the same status.
+    operator.stop()
+    operator.start()
     # A second resource naming the same snapshot adopts it; being an adopter, its
-    # deletionPolicy Delete does not delete a snapshot it did not start.
+    # deletionPolicy Delete does not delete a snapshot it did not start. Its Completed
+    # phase also orders the check: the restarted operator lists the existing Snapshots
+    # (and runs their first pass) before it sees one created after its start.
     kube.apply(namespace, snapshot("adopter", repo, location, snapshotName="nightly",
                                    indices=[f"*-{tag}*", f"-.internal-{tag}"],
                                    deletionPolicy="Delete"))
     adopter = kube.wait_for("snapshot", namespace, "adopter", phase_is("Completed", "True"),
                             timeout=60)
+    assert len(node.request("GET", f"/_snapshot/{repo}/_all")["snapshots"]) == 1
+    assert len(kube.events(namespace, "nightly")) == len(reasons)
+    again = kube.get("snapshot", namespace, "nightly")
+    assert again is not None and again["status"] == status
     assert adopter["status"]["adopted"] is True
     assert adopter["status"]["snapshotUuid"] == info["uuid"]
     assert "documents" not in adopter["status"]
@@ -208,13 +213,26 @@ def test_snapshot_completes_is_verified_adopted_and_deleted(
     assert snapshot_exists(node, repo, "nightly")
     assert len(node.request("GET", f"/_snapshot/{repo}/_all")["snapshots"]) == 1
 
-    # Retain keeps the snapshot when the resource goes.
-    kube.apply(namespace, snapshot("kept", repo, location, indices=[f"logs-{tag}-b"]))
-    kube.wait_for("snapshot", namespace, "kept", phase_is("Completed", "True"), timeout=60)
+    # Retain keeps the snapshot when the resource goes; the same manifest applied again
+    # takes it back as its own (its owner is this namespace/name) rather than taking a
+    # second one.
+    kept = snapshot("kept", repo, location, indices=[f"logs-{tag}-b"])
+    kube.apply(namespace, kept)
+    first = kube.wait_for("snapshot", namespace, "kept", phase_is("Completed", "True"),
+                          timeout=60)
     kube.kubectl("delete", "snapshot", "kept", "-n", namespace, "--wait=false")
     wait_gone(kube, "snapshot", namespace, "kept", timeout=60)
     assert snapshot_exists(node, repo, "kept")
     assert "Retained" in [e["reason"] for e in kube.events(namespace, "kept")]
+    kube.apply(namespace, kept)
+    recreated = kube.wait_for("snapshot", namespace, "kept", phase_is("Completed", "True"),
+                              timeout=60)
+    assert recreated["status"]["adopted"] is False
+    assert recreated["status"]["snapshotUuid"] == first["status"]["snapshotUuid"]
+    assert sorted(s["snapshot"] for s in node.request(
+        "GET", f"/_snapshot/{repo}/_all")["snapshots"]) == ["kept", "nightly"]
+    kube.kubectl("delete", "snapshot", "kept", "-n", namespace, "--wait=false")
+    wait_gone(kube, "snapshot", namespace, "kept", timeout=60)
 
     # deletionPolicy is mutable; Delete removes the snapshot before the resource goes.
     kube.kubectl("patch", "snapshot", "nightly", "-n", namespace, "--type=merge",

@@ -228,11 +228,12 @@ def test_restore_repository_is_registered_read_only_and_reused_either_way() -> N
     assert "location" in (repository_conflict(elsewhere, body, readonly_ok=True) or "")
 
 
-def test_check_pair_allows_restore_and_refuses_snapshot_files_for_copy() -> None:
+def test_check_pair_allows_restore_and_copy_from_snapshot_files_without_a_source() -> None:
     src = ClusterSpec.model_validate({"endpoint": "http://a:9200"})
     tgt = ClusterSpec.model_validate({"endpoint": "http://b:9200"})
     check_pair(src, tgt, spec(method="restore", source={"snapshotRef": {"name": "s"}}))
+    check_pair(src, tgt, spec(source={"snapshotRef": {"name": "s"}}))
+    check_pair(None, tgt, spec(source={"snapshotRef": {"name": "s"}}))
     with pytest.raises(InvalidSpec) as caught:
-        check_pair(src, tgt, spec(source={"snapshotRef": {"name": "s"}}))
-    assert caught.value.code == "SnapshotSourceNotSupported"
-    assert "method restore" in caught.value.message
+        check_pair(src, src, spec(source={"snapshotRef": {"name": "s"}}))
+    assert caught.value.code == "SameEndpoint"

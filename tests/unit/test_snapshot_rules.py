@@ -557,3 +557,20 @@ def test_start_or_adopt_tags_the_owner_only_where_metadata_exists() -> None:
         assert observation.repository_registered and observation.documents == {"a": 3}
         assert observation.engine == "elasticsearch"
         assert ("metadata" in engine.body) is tagged
+
+
+def test_an_untagged_snapshot_is_deleted_only_if_it_is_the_one_recorded() -> None:
+    """ES < 7.3 has no owner tag: the resource's recorded uuid (else start time) decides,
+    so another snapshot taken under the same name since is never deleted."""
+    path = "/_snapshot/r/s"
+    listed = {"snapshots": [{"snapshot": "s", "uuid": "u2", "state": "SUCCESS",
+                             "start_time_in_millis": 1_700_000_000_000}]}
+    service = SnapshotService(FakeEngine({("GET", path): listed}, version="6.8.23"))
+    assert service.delete("r", "s", "ns/nightly", False, started=("u1", None)) == "NotOwned"
+    assert service.delete("r", "s", "ns/nightly", False,
+                          started=(None, "2023-11-14T22:13:21Z")) == "NotOwned"
+    for started in (("u2", None), (None, "2023-11-14T22:13:20Z"), (None, None)):
+        engine = FakeEngine({("GET", path): listed}, version="6.8.23")
+        assert SnapshotService(engine).delete("r", "s", "ns/nightly", False,
+                                              started=started) == "Deleted"
+        assert ("DELETE", path, True) in engine.sent

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ferry.api.backfill_tuning import TargetTuning, TargetTuningStatus
 from ferry.api.common import (
     MAX_STATUS_LIST,
     ApiModel,
@@ -39,9 +40,11 @@ class BackfillSource(ApiModel):
 
     snapshot_ref: LocalObjectReference | None = Field(
         default=None,
-        description="A Completed Snapshot in this namespace: method restore restores it into "
-        "the target. Refused with method copy (reading documents straight from snapshot "
-        "files is reserved).",
+        description="A Completed Snapshot in this namespace. Method restore restores it "
+        "into the target; method copy reads the documents straight out of the snapshot's "
+        "files (the operator and worker pods read its repository: an fs location mounted at "
+        "the same absolute path, or S3 with the default AWS credential chain), so the "
+        "source Cluster is not needed and sourceRef may be left out.",
     )
 
 
@@ -58,7 +61,14 @@ class TargetNaming(ApiModel):
                         "bar.")
     map: dict[str, IndexName] = Field(
         default_factory=dict, max_length=256,
-        description="Explicit source → target names; wins over prefix and suffix.",
+        description="Explicit source → target names; wins over prefix and suffix. Keys are "
+        "source index names (no wildcards, no uppercase); no two keys may name one target.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "self.all(k, k.matches('^[^A-Z\\\\\\\\/*?\"<>| ,#:]+$'))",
+             "message": "targetNaming.map keys must be index names (lowercase, no wildcards)"},
+            {"rule": "self.all(k, self.filter(j, self[j] == self[k]).size() == 1)",
+             "message": "targetNaming.map: two source indices map to the same target index"},
+        ]},
     )
 
 
@@ -163,16 +173,25 @@ class BackfillSpec(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": {
             "x-kubernetes-validations": [
-                {"rule": "self.sourceRef.name != self.targetRef.name",
+                {"rule": "!has(self.sourceRef) || self.sourceRef.name != self.targetRef.name",
                  "message": "sourceRef and targetRef must name different Clusters"},
+                {"rule": "has(self.sourceRef) || (self.method == 'copy' && "
+                         "has(self.source.snapshotRef))",
+                 "message": "sourceRef is required, unless method copy reads from "
+                            "source.snapshotRef"},
+                {"rule": "has(self.sourceRef) == has(oldSelf.sourceRef)",
+                 "message": "sourceRef is immutable"},
                 {"rule": "self.method != 'restore' || has(self.source.snapshotRef)",
                  "message": "method restore needs source.snapshotRef"},
             ]
         }
     }
 
-    source_ref: LocalObjectReference = Field(
-        description="The source Cluster. Immutable.",
+    source_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="The source Cluster. Required, except with method copy from "
+        "source.snapshotRef (the documents and metadata then come from the snapshot's "
+        "files). Immutable.",
         json_schema_extra={"x-kubernetes-validations": [
             {"rule": "self == oldSelf", "message": "sourceRef is immutable"}]},
     )
@@ -183,8 +202,9 @@ class BackfillSpec(ApiModel):
     )
     method: Literal["copy", "restore"] = Field(
         default="copy",
-        description="copy: read documents from the source and bulk-write them. restore: "
-        "restore a Snapshot of the source into the target.",
+        description="copy: read documents from the source (or, with source.snapshotRef, "
+        "from the snapshot's files) and bulk-write them. restore: restore a Snapshot of "
+        "the source into the target.",
     )
     source: BackfillSource = nested(BackfillSource, "Alternative document sources.")
     indices: list[IndexPattern] = Field(
@@ -216,6 +236,8 @@ class BackfillSpec(ApiModel):
         "(reason TargetIndexNotEmpty).",
     )
     verify: VerifySettings = nested(VerifySettings, "End-of-run verification.")
+    target_tuning: TargetTuning = nested(
+        TargetTuning, "Target index settings tuned for the load (method copy).")
     max_failed_documents: int = Field(
         default=0, ge=0,
         description="Documents that may be rejected by the target before the Backfill fails; "
@@ -352,6 +374,8 @@ class BackfillStatus(TimedStatus):
     metadata: MetadataReport | None = Field(
         default=None, description="Report of the metadata migration.")
     restore: RestoreStatus | None = Field(default=None, description="Method restore's state.")
+    tuning: TargetTuningStatus | None = Field(
+        default=None, description="Target index settings tuned for the load (method copy).")
     selector: str | None = Field(
         default=None, max_length=1024,
         description="Label selector of the worker pods (method copy), e.g. "

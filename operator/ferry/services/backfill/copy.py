@@ -18,9 +18,22 @@ from ferry.clients.engine import quote
 from ferry.errors import FerryError, TargetRejected
 from ferry.services import indices as idx
 from ferry.services.backfill.copier import CopySettings, TokenBucket
-from ferry.services.backfill.documents import SeqNoWindows
-from ferry.services.backfill.plan import IndexPlan, Plan, plan_indices, work_items
+from ferry.services.backfill.documents import DocumentSource, SeqNoWindows
+from ferry.services.backfill.plan import (
+    IndexPlan,
+    Plan,
+    doc_counts,
+    plan_indices,
+    work_items,
+)
 from ferry.services.backfill.pool import CopyContext
+from ferry.services.backfill.snapshot_source import (
+    SnapshotDocuments,
+    SnapshotItemStore,
+    SnapshotReader,
+    plan_snapshot,
+    snapshot_work_items,
+)
 from ferry.services.backfill.workitems import WorkItemStore, coordination_index
 from ferry.services.indices import META_KEY
 from ferry.services.references import Endpoints
@@ -57,15 +70,22 @@ class CopyService:
         self.uid = uid
         self.lease_seconds = lease_seconds
         self.store = WorkItemStore(endpoints.target, coordination_index(uid), lease_seconds)
+        # Method copy from a snapshot's files: no source Cluster is read.
+        self.snapshot = SnapshotReader(endpoints.snapshot) \
+            if endpoints.snapshot is not None else None
 
     def plan(self) -> Plan:
+        if self.snapshot is not None:
+            return plan_snapshot(self.snapshot, self.spec)
+        assert self.ep.source is not None
         return plan_indices(self.ep.source, self.spec)
 
     def check_targets(self, plan: Plan) -> None:
         """Every target index exists (the metadata migration made it) and is ours, or
         empty, or onConflict allows writing into it."""
+        mappings = idx.Mappings(self.ep.target, (i.target for i in plan.indices))
         for index in plan.indices:
-            mapping = self.ep.target.get(f"/{quote(index.target)}/_mapping")
+            mapping = mappings.get(index.target)
             if mapping is None:
                 raise TargetRejected(f"target index {index.target} does not exist: the "
                                      "metadata migration did not create it (see "
@@ -102,11 +122,20 @@ class CopyService:
             store.reset()
         else:
             store.create()
-        store.write_plan(work_items(plan), plan.to_dict())
+        items = snapshot_work_items(plan) if self.snapshot is not None else work_items(plan)
+        store.write_plan(items, plan.to_dict())
         return plan
 
     def context(self) -> CopyContext:
-        return CopyContext(SeqNoWindows(self.ep.source), self.ep.target, self.store,
+        source: DocumentSource
+        store = self.store
+        if self.snapshot is not None:
+            source = SnapshotDocuments(self.snapshot)
+            store = SnapshotItemStore(self.ep.target, store.index, self.lease_seconds, source)
+        else:
+            assert self.ep.source is not None
+            source = SeqNoWindows(self.ep.source)
+        return CopyContext(source, self.ep.target, store,
                            copy_settings(self.spec, self.lease_seconds),
                            TokenBucket(self.spec.throttle.max_docs_per_second))
 
@@ -114,13 +143,24 @@ class CopyService:
 
     def verify(self, plan: Plan) -> list[dict[str, Any]]:
         """Per-index counts (and sampled content hashes) of source vs target."""
+        if self.snapshot is not None:
+            from ferry.services.backfill.snapshot_verify import verify_snapshot
+
+            return verify_snapshot(self.snapshot, self.ep.target, self.store.index, plan,
+                                   self.spec.verify.sample_size)
         src, tgt = self.ep.source, self.ep.target
+        assert src is not None
         for group in idx.name_groups(i.target for i in plan.indices):
             tgt.request("POST", f"/{idx.path_expression(group)}/_refresh", missing_ok=False)
+        # Counted per group of names: one request per index would dominate the
+        # verification of a migration of many small indices.
+        source_counts = doc_counts(src, [i.source for i in plan.indices])
+        target_counts = doc_counts(tgt, [i.target for i in plan.indices],
+                                   idx.alias_names(tgt))
         rows = []
         for index in plan.indices:
-            source_count = src.get(f"/{quote(index.source)}/_count")["count"]
-            target_count = tgt.get(f"/{quote(index.target)}/_count")["count"]
+            source_count = source_counts[index.source]
+            target_count = target_counts[index.target]
             row = {"name": index.source, "target": index.target, "docsTotal": source_count,
                    "targetCount": target_count, "verified": source_count == target_count}
             if self.spec.verify.sample_size and row["verified"]:
@@ -133,6 +173,7 @@ class CopyService:
 
     def _sample_mismatches(self, index: IndexPlan) -> list[str]:
         size = self.spec.verify.sample_size
+        assert self.ep.source is not None
         hits = self.ep.source.request(
             "POST", f"/{quote(index.source)}/_search", missing_ok=False,
             body={"size": size, "query": {"function_score": {

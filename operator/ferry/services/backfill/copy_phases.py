@@ -1,5 +1,6 @@
 """Method copy, phase by phase: plan, migrate metadata and write the work items, run
-the workers (in this process, or as a worker Deployment), verify."""
+the workers (in this process, or as a worker Deployment) on tuned target indices,
+restore their settings, verify."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ferry.api.phases import Conditions
 from ferry.clients import kube
 from ferry.conditions import now, set_condition
 from ferry.errors import FerryError
+from ferry.services.backfill import tuning
 from ferry.services.backfill.copy import CopyService
 from ferry.services.backfill.deployment import worker_deployment
 from ferry.services.backfill.plan import Plan
@@ -96,6 +98,9 @@ def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
 
 def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
          status: dict[str, Any], generation: int | None) -> Outcome:
+    # Before any worker starts: tuned for the load (restored while paused).
+    with r.tuning_allowed() as allowed:
+        tuned = tuning.during_copy(svc, spec) if allowed else tuning.TuningStep()
     if spec.executor == "inProcess":
         if r.pool is None:
             r.pool = WorkerPool(r.name, svc.context(), on_finished=r.wake)
@@ -114,7 +119,7 @@ def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         "workers": active, "desiredWorkers": 0 if spec.paused else spec.workers,
         "selector": worker_selector(r.name),
         "indices": index_rows(_recorded_plan(status), summary),
-        "failures": summary.failures,
+        "failures": summary.failures, **tuned.status,
     }
     if summary.docs_failed > spec.max_failed_documents:
         r.stop_workers()
@@ -123,7 +128,9 @@ def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         failed = r.fail(status, generation,
                         FerryError(message, code="TooManyFailures", retryable=False))
         assert failed.status is not None
-        failed.status.update({**new, "workers": 0})
+        # The failure's own fields win, its restored status.tuning among them.
+        failed.status = {**new, "workers": 0, **failed.status}
+        failed.events[:0] = tuned.events
         return failed
     if summary.finished:
         r.stop_workers()
@@ -136,7 +143,8 @@ def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         phase, reason = P.RUNNING, "Copying"
         message = (f"{summary.docs_done}/{docs_total} documents, "
                    f"{summary.completed}/{summary.total} work items done")
-    events = [Event.normal(reason, message)] if phase != status.get("phase") else []
+    events = tuned.events + ([Event.normal(reason, message)]
+                             if phase != status.get("phase") else [])
     new.update({"phase": phase, "message": message,
                 "conditions": conditions_for(status.get("conditions") or [], phase,
                                                    reason, message, generation)})
@@ -147,6 +155,7 @@ def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
 def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) -> Outcome:
     # Every planned index is verified: the whole plan is in the coordination index,
     # while status.indices is bounded.
+    restored = tuning.restore(svc)  # and refreshed: counts see every copied document
     planned = svc.store.planned()
     plan = Plan.from_dict(planned) if planned is not None else \
         Plan.from_dict({"indices": _recorded_plan(status)})
@@ -159,6 +168,7 @@ def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) ->
         rows,
         mismatch=lambda row: (f"{row['name']}: source {row['docsTotal']}, target "
                               f"{row['targetCount']}"
+                              + (f" ({row['reason']})" if row.get("reason") else "")
                               + (f", content differs for ids {row['sampleMismatches'][:5]}"
                                  if row.get("sampleMismatches") else "")),
         matched=lambda n: f"document counts of {n} indices match{sampled}")
@@ -174,6 +184,6 @@ def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) ->
            "progress": progress((status.get("progress") or {}).get("docsTotal", 0),
                                       summary, None),
            "workItems": work_items(summary), "failures": summary.failures,
-           "workers": 0}
+           "workers": 0, **restored.status}
     event = Event.normal if phase == P.COMPLETED else Event.warning
-    return Outcome(new, [event(reason, message)], 3600)
+    return Outcome(new, [*restored.events, event(reason, message)], 3600)

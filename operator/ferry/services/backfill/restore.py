@@ -210,15 +210,8 @@ def snapshot_source(references: References, spec: BackfillSpec, source: Engine
     ref = spec.source.snapshot_ref
     if ref is None:
         raise InvalidSpec("method restore needs source.snapshotRef")
-    obj, snap_spec = references.snapshot(ref.name)
+    obj, snap_spec = references.completed_snapshot(ref.name, "restores take only")
     status = obj.get("status") or {}
-    phase = status.get("phase") or "Pending"
-    if phase in ("Failed", "PartiallyFailed"):
-        raise InvalidSpec(f"Snapshot {ref.name} is {phase}: only a Completed snapshot is "
-                          "restored", code="SnapshotNotCompleted")
-    if phase != "Completed":
-        raise FerryError(f"waiting for Snapshot {ref.name} to complete (it is {phase})",
-                         code="SnapshotNotReady", retryable=True)
     version = str(status.get("engineVersion") or "")
     cluster = kube.get_object(Cluster, references.namespace, snap_spec.cluster_ref.name) or {}
     engine = (cluster.get("status") or {}).get("engine") or _guess_engine(version)

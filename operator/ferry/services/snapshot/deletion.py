@@ -77,8 +77,7 @@ class SnapshotDeletion:
         except InvalidSpec as exc:
             return DeletionStep([Event.warning("SnapshotNotDeleted", exc.message)])
         try:
-            result = delete_snapshot(self.references, self.name, spec, snap,
-                                     self.status.get("adopted"))
+            result = delete_snapshot(self.references, self.name, spec, snap, self.status)
         except FerryError as exc:
             if elapsed >= self.timeout:
                 return DeletionStep([Event.warning(
@@ -95,8 +94,9 @@ class SnapshotDeletion:
                  extra=self.ref)
         if result == "NotOwned":
             return DeletionStep([Event.normal(
-                "Retained", f"deletionPolicy Delete, but snapshot {snap} was adopted, not "
-                "started by this resource: it stays in the repository")])
+                "Retained", f"deletionPolicy Delete, but snapshot {snap} was not started "
+                "by this resource (adopted, or another snapshot of that name since): it "
+                "stays in the repository")])
         gone = "deleted" if result == "Deleted" else "was already gone"
         return DeletionStep([Event.normal(
             "SnapshotDeleted", f"snapshot {snap} {gone} from repository {repository}")])

@@ -107,13 +107,16 @@ class SnapshotReconciler:
 
 
 def delete_snapshot(references: References, name: str, spec: SnapshotSpec, snap: str,
-                    adopted: bool | None) -> str:
-    """Delete the snapshot if the resource owns it, and wait until it is gone (blocking).
+                    status: Mapping[str, Any]) -> str:
+    """Delete the snapshot if the resource owns it (by the owner tag, else by the uuid
+    and start time its ``status`` recorded), and wait until it is gone (blocking).
     Returns "Deleted", "NotFound" or "NotOwned"; raises a FerryError (a Cluster that is
     gone, unreachable, a deletion still pending) that a later try may get past."""
     with references.engine(spec.cluster_ref.name) as engine:
-        return SnapshotService(engine).delete(spec.repository.name, snap,
-                                              owner_of(references.namespace, name), adopted)
+        return SnapshotService(engine).delete(
+            spec.repository.name, snap, owner_of(references.namespace, name),
+            status.get("adopted"),
+            started=(status.get("snapshotUuid"), status.get("startTime")))
 
 
 def deletion_retry_delay(retry: int, elapsed: float, limit: float) -> float:

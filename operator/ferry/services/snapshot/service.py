@@ -15,6 +15,7 @@ from typing import Any
 
 from ferry.api.snapshot import Repository, SnapshotSpec
 from ferry.clients.engine import Engine, EngineInfo, Refused, quote, quote_expression
+from ferry.conditions import from_millis
 from ferry.errors import FerryError, SnapshotFailed
 from ferry.services.snapshot.repository import repository_body, repository_conflict
 
@@ -157,6 +158,16 @@ class SnapshotObservation:
     adopted: bool | None = None
     documents: dict[str, int] | None = None
     repository_registered: bool = False
+
+
+def same_snapshot(info: SnapshotInfo, uuid: str | None, start_time: str | None) -> bool:
+    """Whether ``info`` is the snapshot recorded as (uuid, startTime); a record without
+    either (a status from before they were kept) is taken to match, by name alone."""
+    if uuid and info.uuid:
+        return info.uuid == uuid
+    if start_time and info.start_ms:
+        return from_millis(info.start_ms) == start_time
+    return True
 
 
 def _refusal_reason(exc: FerryError) -> str:
@@ -340,9 +351,13 @@ class SnapshotService:
     # -- deletion -------------------------------------------------------------------------
 
     def delete(self, repo: str, snapshot: str, owner: str, adopted: bool | None,
-               wait_seconds: float = 60.0) -> str:
+               wait_seconds: float = 60.0, started: tuple[str | None, str | None] = (None, None)
+               ) -> str:
         """Delete the snapshot if this resource owns it and wait until it is gone.
 
+        ``started``: the (uuid, startTime) the resource recorded of the snapshot it
+        started. A snapshot without the owner tag (ES < 7.3) is its own only by that
+        record: another snapshot taken under the same name since is not deleted.
         Returns "Deleted", "NotFound" or "NotOwned". Raises a retryable FerryError when
         the cluster cannot be reached or the deletion does not finish in time.
         """
@@ -351,7 +366,7 @@ class SnapshotService:
             return "NotFound"
         if info.owner is not None and info.owner != owner:
             return "NotOwned"
-        if info.owner is None and adopted is not False:
+        if info.owner is None and (adopted is not False or not same_snapshot(info, *started)):
             return "NotOwned"
         if self.engine.request("DELETE", f"/_snapshot/{quote(repo)}/{quote(snapshot)}") \
                 is None:
