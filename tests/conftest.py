@@ -25,6 +25,7 @@ from testbed.kube import KubeAPIServer
 from testbed.matrix import NodePool
 from testbed.operator import OperatorProcess
 from testbed.proxy import ReverseProxy
+from testbed.results import MatrixResults, Node
 from testbed.s3 import S3Server
 from testbed.search import SearchNode, java_major_for
 
@@ -39,9 +40,55 @@ _STARTED: dict[str, str] = {}
 _MODULE_SECONDS: dict[str, float] = {}
 
 
+# Cells of the compatibility table the tests of this run proved (or failed to).
+_MATRIX = MatrixResults()
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     module = report.nodeid.split("::")[0]
     _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+    _MATRIX.report(report.nodeid, report.passed, report.skipped)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    _MATRIX.write()
+
+
+# The version-matrix tests in the order that starts each pool node about once (the pool
+# keeps two nodes besides the pinned session pair, least recently used out first): by
+# node, across modules — the parametrized Cluster and snapshot cases of one version
+# beside the module that needs the same node. A module whose module-scoped fixture
+# holds a node stays in one piece. Everything else keeps pytest's order, before these.
+NODE_ORDER = (
+    r"test_matrix_nodes.py::.*\[elasticsearch-5\.6", r"test_snapshot_matrix.py::.*\[es-5\.6",
+    r"test_matrix_es5.py::",
+    r"test_matrix_nodes.py::.*\[elasticsearch-6\.8", r"test_snapshot_matrix.py::.*\[es-6\.8",
+    r"test_matrix_nodes.py::.*\[opensearch-3\.", r"test_matrix_es6.py::",
+    r"test_matrix_nodes.py::.*\[opensearch-1\.3", r"test_matrix_nodes.py::test_opensearch_compat",
+    r"test_snapshot_matrix.py::.*\[os-1\.3",
+    r"test_matrix_nodes.py::.*\[elasticsearch-8\.", r"test_matrix_nodes.py::test_es8_",
+    r"test_snapshot_matrix.py::.*\[es-8\.", r"test_snapshot_reader.py::", r"test_matrix_copy.py::",
+    r"test_matrix_nodes.py::", r"test_snapshot_matrix.py::",
+)
+
+
+def node_rank(nodeid: str) -> int:
+    """0 for a test outside the matrix; else 1 + the first NODE_ORDER pattern it matches."""
+    return next((i + 1 for i, pattern in enumerate(NODE_ORDER) if re.search(pattern, nodeid)),
+                0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: node_rank(item.nodeid))  # stable: pytest's order within
+
+
+@pytest.fixture
+def matrix_case(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``matrix_case(method, source_node, target_node=None)``: this test proves that
+    cell of the compatibility table (docs/compatibility.md) if it passes."""
+    def record(method: str, source: Node, target: Node | None = None) -> None:
+        _MATRIX.case(request.node.nodeid, method, source, target)
+    return record
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -165,8 +212,6 @@ def quiet_kube() -> Iterator[KubeAPIServer]:
 
 
 def _etcd_version() -> str:
-    import subprocess
-
     from testbed.paths import BIN
 
     out = subprocess.run([str(BIN / "etcd"), "--version"], capture_output=True, text=True).stdout
@@ -189,17 +234,7 @@ def namespace(kube: KubeAPIServer, proxies: list[ReverseProxy]) -> Iterator[str]
     name = f"t-{uuid.uuid4().hex[:10]}"
     kube.kubectl("create", "namespace", name)
     yield name
-    # No namespace controller runs here, so a namespace never finishes terminating:
-    # delete Ferry's resources first so the operator lets go of them, and wait, so no
-    # cleanup (a coordination index or snapshot being deleted) is still changing the
-    # shared nodes while the next test runs. Backfills and Snapshots go first: their
-    # cleanup reads the Clusters they name.
-    for kinds in ("backfills.ferry.dev,snapshots.ferry.dev", "clusters.ferry.dev"):
-        # A slow cleanup must not fail the next test; the operator goes on with it.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            kube.kubectl("delete", "-n", name, "--wait=true", "--timeout=150s",
-                         "--ignore-not-found", kinds, "--all", check=False, timeout=180)
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    kube.drop_namespace(name)
 
 
 @pytest.fixture(scope="session")
@@ -222,9 +257,11 @@ def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def search_nodes(shared_repo: Path) -> Iterator[NodePool]:
     """Nodes of every version for the whole run: ``search_nodes.get(engine, version)``
-    starts one on first use; at most three are alive, the least recently used is
-    stopped to make room (so modules are ordered by node: each starts once)."""
-    pool = NodePool(limit=3, repo_dirs=(shared_repo,))
+    starts one on first use; at most four are alive, the least recently used is
+    stopped to make room (so modules are ordered by node: each starts once). Four: the
+    two pinned session nodes plus a source and a target of other versions at once (ES
+    6.8 copied live into OpenSearch 1.3); four 512 MB-heap nodes take about 5 GB."""
+    pool = NodePool(limit=4, repo_dirs=(shared_repo,))
     try:
         yield pool
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -17,7 +18,7 @@ import yaml
 
 from testbed.paths import binary
 from testbed.pki import CertificateAuthority, rsa_keypair_pem
-from testbed.procs import ManagedProcess, free_port
+from testbed.procs import ManagedProcess, free_port, retry_on_port_clash
 
 BUILD_HINT = "run `make testbed` (hack/build-testbed-go.sh builds it from Go modules)"
 
@@ -34,7 +35,10 @@ class KubeAPIServer:
     kubeconfig: Path = Path()
     version: str = ""
     ca: CertificateAuthority = field(default_factory=CertificateAuthority)
+    _admin_tls: ssl.SSLContext | None = field(default=None, repr=False)
 
+    @retry_on_port_clash(reset=lambda self: shutil.rmtree(self.workdir / "etcd",
+                                                          ignore_errors=True))
     def start(self) -> KubeAPIServer:
         etcd_bin = binary("etcd", BUILD_HINT)
         apiserver_bin = binary("kube-apiserver", BUILD_HINT)
@@ -96,18 +100,31 @@ class KubeAPIServer:
                 "cluster": "testbed", "user": "admin", "namespace": "default"}}],
             "current-context": "testbed",
         }))
-        ctx = ssl.create_default_context(cafile=str(ca_file))
+        self._admin_tls = ctx = ssl.create_default_context(cafile=str(ca_file))
         ctx.load_cert_chain(str(admin_cert), str(admin_key))
-
-        def ready() -> bool:
-            with urllib.request.urlopen(f"{self.url}/readyz", context=ctx, timeout=3) as r:
-                return r.status == 200
-
-        self.apiserver.wait_ready(ready, timeout=180)
+        self.apiserver.wait_ready(self._ready, timeout=180)
         with urllib.request.urlopen(f"{self.url}/version", context=ctx, timeout=5) as r:
             self.version = json.load(r)["gitVersion"]
         self._wait_default_namespace()
         return self
+
+    def _ready(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/readyz", context=self._admin_tls,
+                                    timeout=3) as r:
+            return r.status == 200
+
+    def stop_apiserver(self, grace: float = 3.0) -> None:
+        """Stop kube-apiserver alone, as a rollout would: SIGTERM (it stops listening at
+        once, but can take a long while to exit), SIGKILL after ``grace`` seconds. etcd
+        keeps the data."""
+        assert self.apiserver is not None
+        self.apiserver.stop(grace=grace)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port, certificates and etcd; returns
+        once it is ready."""
+        assert self.apiserver is not None
+        self.apiserver.start().wait_ready(self._ready, timeout=180)
 
     def _wait_default_namespace(self) -> None:
         # The "default" namespace is created by a post-start hook shortly after readyz.
@@ -128,6 +145,19 @@ class KubeAPIServer:
                 proc.stop()
 
     # -- conveniences for tests and the demo -------------------------------------------
+
+    def drop_namespace(self, namespace: str) -> None:
+        """Delete a test's namespace. No namespace controller runs here, so a namespace
+        never finishes terminating: Ferry's resources go first (and are waited for) so
+        the operator lets go of them and no cleanup — a coordination index or snapshot
+        being deleted — still changes the shared nodes while the next test runs.
+        Backfills and Snapshots before Clusters: their cleanup reads the Clusters."""
+        for kinds in ("backfills.ferry.dev,snapshots.ferry.dev", "clusters.ferry.dev"):
+            # A slow cleanup must not fail the next test; the operator goes on with it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.kubectl("delete", "-n", namespace, "--wait=true", "--timeout=150s",
+                             "--ignore-not-found", kinds, "--all", check=False, timeout=180)
+        self.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
     def apply(self, namespace: str, *objs: dict) -> None:
         doc = {"apiVersion": "v1", "kind": "List", "items": list(objs)}

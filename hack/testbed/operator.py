@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed.procs import ManagedProcess, free_port
+from testbed.procs import ManagedProcess, free_port, retry_on_port_clash
 
 
 @dataclass
@@ -27,6 +27,7 @@ class OperatorProcess:
     def log(self) -> Path:
         return self.workdir / "operator.log"
 
+    @retry_on_port_clash()
     def start(self) -> OperatorProcess:
         self.health_port = free_port()
         self.metrics_port = free_port()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -11,6 +12,9 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Ports are handed out below Linux's ephemeral range (32768-60999 by default): a port
 # the kernel gave out for bind(0) is also what it gives the next outgoing connection
@@ -41,6 +45,29 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     raise RuntimeError(f"no free port in {PORT_RANGE} after 200 tries")
+
+
+def retry_on_port_clash(reset: Callable[[Any], None] | None = None,
+                        attempts: int = 3) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a ``start`` method whose ports come from :func:`free_port`: when a child
+    exits with ``PortInUse`` (another listener took a port between the pick and the
+    bind), stop what did start, ``reset`` (e.g. remove a half-made data dir) and start
+    again with fresh ports. A start given a fixed ``port`` (a restart) is not retried."""
+    def wrap(start: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(start)
+        def retried(self: Any, *args: Any, **kwargs: Any) -> T:
+            for attempt in range(attempts):
+                try:
+                    return start(self, *args, **kwargs)
+                except PortInUse:
+                    if attempt == attempts - 1 or kwargs.get("port"):
+                        raise
+                    self.stop()
+                    if reset is not None:
+                        reset(self)
+            raise AssertionError("unreachable")
+        return retried
+    return wrap
 
 
 # (name, log file) of every process started in this run, for the checks that read

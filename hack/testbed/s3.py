@@ -11,7 +11,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from testbed.paths import MissingPart
-from testbed.procs import ManagedProcess, free_port
+from testbed.procs import ManagedProcess, free_port, retry_on_port_clash
 
 
 @dataclass
@@ -25,6 +25,7 @@ class S3Server:
     secret_key: str = "testbed-secret-key"
     region: str = "us-east-1"
 
+    @retry_on_port_clash()
     def start(self) -> S3Server:
         moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
         if moto is None:

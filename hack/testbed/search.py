@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.paths import ENGINES, JAVA, MissingPart
-from testbed.procs import ManagedProcess, free_port
+from testbed.procs import ManagedProcess, free_port, retry_on_port_clash
 
 JAVA_MAJOR = 17  # the default: ES 7.10/8.x and OpenSearch 1.3/2.19 run on it
 NODE_UID = 1000  # what the node sees inside its user namespace
@@ -242,9 +242,11 @@ class SearchNode:
         subprocess.run([tool, "add", "-x", "bootstrap.password"], env=env, check=True,
                        input=self.password.encode(), capture_output=True, timeout=120)
 
-    def start(self, timeout: float | None = None) -> SearchNode:
-        """Start and wait for yellow. ES 8's first secured start also generates its
-        keys and certificates, minutes on a busy 2-core machine: it gets longer."""
+    @retry_on_port_clash()
+    def start(self, timeout: float | None = None, port: int | None = None) -> SearchNode:
+        """Start and wait for yellow, on ``port`` (default: a free one). ES 8's first
+        secured start also generates its keys and certificates, minutes on a busy
+        2-core machine: it gets longer."""
         self.home = find_install(self.engine, self.version)
         timeout = timeout or (480 if self.secured else 300)
         self.java_home = find_java(java_major_for(self.engine, self.installed_version))
@@ -254,7 +256,7 @@ class SearchNode:
         shutil.copytree(self.home / "config", run / "config", dirs_exist_ok=True)
         for extra in self.repo_dirs:
             extra.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         env = self._env(run)
         if self.secured and not self.password:
             self._bootstrap_password(env)
@@ -293,6 +295,12 @@ class SearchNode:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop(grace=30)
+
+    def restart(self) -> SearchNode:
+        """Stop and start again with the same data dir and HTTP port: an outage the
+        Clusters pointing at this node come back from without a change."""
+        self.stop()
+        return self.start(port=self.port)
 
     @property
     def running(self) -> bool:
