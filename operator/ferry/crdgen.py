@@ -154,6 +154,8 @@ def crd_for(kind: KindInfo) -> dict[str, Any]:
             "status": status,
         },
     }
+    if kind.object_validations:
+        schema["x-kubernetes-validations"] = copy.deepcopy(list(kind.object_validations))
     subresources: dict[str, Any] = {"status": {}}
     if kind.scale:
         scale = {"specReplicasPath": kind.scale.spec_replicas_path,

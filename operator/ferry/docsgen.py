@@ -152,6 +152,15 @@ def _model_section(schema: dict[str, Any], page: _Page, *, status: bool,
     return lines
 
 
+def _object_rules(kind: KindInfo) -> list[str]:
+    """Rules on the whole object: their ``self`` is the resource, status included."""
+    if not kind.object_validations:
+        return []
+    return ["Rules on the whole object (CEL; `self` is the resource, its stored status "
+            "included; `oldSelf` the object before the change):", "",
+            *(_rule_line(r, r.get("fieldPath")) for r in kind.object_validations), ""]
+
+
 def _kind_facts(kind: KindInfo) -> list[str]:
     subresources = "status"
     if kind.scale:
@@ -197,6 +206,7 @@ def render(kind: KindInfo) -> str:
              *_columns(kind),
              f"## Spec: {kind.spec.__name__}", "",
              *_model_section(spec, page, status=False, extra_rules=kind.spec_validations),
+             *_object_rules(kind),
              f"## Status: {kind.status.__name__}", "",
              *_model_section(status, page, status=True)]
     if page.order:

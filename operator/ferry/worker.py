@@ -51,6 +51,8 @@ def run_worker(namespace: str, name: str, options: OperatorOptions, threads: int
                         log.info("worker for Backfill %s/%s started with %d thread(s)",
                                  namespace, name, threads)
                     assert pool is not None
+                    # Re-read every poll: throttle, batch and onConflict apply live.
+                    service.configure(pool, spec)
                     pool.scale(threads, spec.paused or spec.workers == 0)
                     if service.store.all_done():
                         log.info("every work item of %s/%s is done", namespace, name)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from ferry.api.backfill import TargetNaming
 from ferry.services import indices
-from ferry.services.backfill.copier import CopySettings, bulk_bodies, page_size, redact
+from ferry.services.backfill.copier import (
+    CopySettings,
+    bulk_bodies,
+    halves,
+    page_size,
+    redact,
+    too_large,
+)
 from ferry.services.backfill.documents import Hit
 from ferry.services.backfill.plan import IndexPlan, Plan, work_items
 from ferry.services.backfill.status import RateTracker, conditions_for, progress
@@ -125,3 +132,28 @@ def test_engine_reasons_lose_the_document_values_they_quote() -> None:
     assert "with format [strict_date_optional_time||epoch_millis]" in out
     assert redact("illegal_argument_exception: can't parse value [secret] for x") == \
         "illegal_argument_exception: can't parse value [<redacted>] for x"
+
+
+def test_a_body_refused_as_too_large_halves_down_to_single_documents() -> None:
+    """What write_batch sends after each HTTP 413: the halves of the refused body, the
+    same bytes in the same order, down to one document a body."""
+    hits = [Hit("s", f"d{i}", "r" if i == 3 else None, b'{"n":%d}' % i) for i in range(7)]
+    settings = CopySettings()
+    (ids, whole), = bulk_bodies(hits, "t", settings)
+    first, second = halves(hits, "t", settings)
+    assert (first[0], second[0]) == (["d0", "d1", "d2"], ["d3", "d4", "d5", "d6"])
+    assert first[1] + second[1] == whole
+    by_id = {h.id: h for h in hits}
+    level, rounds = [(ids, whole)], 0
+    while any(len(i) > 1 for i, _ in level):
+        level = [part for i, body in level
+                 for part in (halves([by_id[d] for d in i], "t", settings) if len(i) > 1
+                              else [(i, body)])]
+        rounds += 1
+    assert rounds == 3  # ceil(log2(7)): each round halves every body
+    assert [i for i, _ in level] == [[h.id] for h in hits]
+    assert b"".join(body for _, body in level) == whole
+    failure = too_large("d3", 2_000_000)
+    assert failure["status"] == 413 and failure["_id"] == "d3"
+    assert "document too large for the target (HTTP 413)" in failure["error"]["reason"]
+    assert "2000000 bytes" in failure["error"]["reason"]

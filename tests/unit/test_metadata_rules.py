@@ -9,9 +9,10 @@ from opensearchpy import exceptions as os_exc
 from ferry.api.backfill import BackfillSpec, TargetNaming
 from ferry.api.cluster import ClusterSpec
 from ferry.api.snapshot import Repository
-from ferry.clients.engine import engine_reason
+from ferry.clients.engine import EngineInfo, engine_reason
 from ferry.errors import InvalidSpec
 from ferry.services.backfill.restore import (
+    RESTORES,
     IndexRecovery,
     RestoreIndex,
     RestoreProgress,
@@ -20,12 +21,14 @@ from ferry.services.backfill.restore import (
     restore_refusal,
 )
 from ferry.services.backfill.status import restore_progress, resumes
+from ferry.services.metadata.legacy import date_format, modernize
 from ferry.services.metadata.mappings import (
     Allowlist,
     deep_merge,
     is_system,
     known_refusals,
     rejected_settings,
+    type_changes,
     unify_mappings,
     with_parts,
 )
@@ -157,17 +160,17 @@ def test_report_counts_all_items_and_bounds_the_list_problems_first() -> None:
 @pytest.mark.parametrize(("source", "target", "refused"), [
     (("elasticsearch", "7.10.2"), ("opensearch", "2.19.6"), None),
     (("elasticsearch", "6.8.23"), ("opensearch", "1.3.20"), None),
-    (("elasticsearch", "6.8.23"), ("opensearch", "2.19.6"), "Elasticsearch 7.0 or later"),
-    (("elasticsearch", "5.6.16"), ("opensearch", "2.19.6"), "Elasticsearch 7.0 or later"),
+    (("elasticsearch", "6.8.23"), ("opensearch", "2.19.6"), "OpenSearch 2 restores indices"),
+    (("elasticsearch", "5.6.16"), ("opensearch", "2.19.6"), "OpenSearch 2 restores indices"),
     (("elasticsearch", "7.17.0"), ("opensearch", "2.19.6"), "forked from Elasticsearch 7.10.2"),
     (("elasticsearch", "8.15.0"), ("opensearch", "2.19.6"), "forked"),
-    (("elasticsearch", "7.10.2"), ("opensearch", "3.0.0"), "OpenSearch 2 or later"),
+    (("elasticsearch", "7.10.2"), ("opensearch", "3.0.0"), "OpenSearch 3.x only"),
     (("opensearch", "1.3.20"), ("opensearch", "2.19.6"), None),
     (("opensearch", "2.19.6"), ("opensearch", "2.11.0"), "newer version"),
-    (("opensearch", "1.3.20"), ("opensearch", "3.0.0"), "OpenSearch 2 or later"),
+    (("opensearch", "1.3.20"), ("opensearch", "3.0.0"), "OpenSearch 2.x and OpenSearch 3.x only"),
     (("opensearch", "2.19.6"), ("elasticsearch", "7.10.2"), "does not read OpenSearch"),
     (("elasticsearch", "6.8.23"), ("elasticsearch", "7.10.2"), None),
-    (("elasticsearch", "5.6.16"), ("elasticsearch", "7.10.2"), "Elasticsearch 6 or later"),
+    (("elasticsearch", "5.6.16"), ("elasticsearch", "7.10.2"), "Elasticsearch 6.x and"),
     (("elasticsearch", "7.10.2"), ("elasticsearch", "6.8.23"), "newer version"),
 ])
 def test_restore_version_pairs(source: tuple[str, str], target: tuple[str, str],
@@ -237,3 +240,156 @@ def test_check_pair_allows_restore_and_copy_from_snapshot_files_without_a_source
     with pytest.raises(InvalidSpec) as caught:
         check_pair(src, src, spec(source={"snapshotRef": {"name": "s"}}))
     assert caught.value.code == "SameEndpoint"
+
+
+# The restore pairs the version matrix claims (issue 12): allowed where the engines
+# allow it, refused everywhere else, before anything is written.
+MATRIX_RESTORES = {
+    (("elasticsearch", "6.8.23"), ("opensearch", "1.3.20")): True,
+    (("elasticsearch", "7.10.2"), ("opensearch", "1.3.20")): True,
+    (("elasticsearch", "7.10.2"), ("opensearch", "2.19.6")): True,
+    (("opensearch", "1.3.20"), ("opensearch", "2.19.6")): True,
+    (("opensearch", "2.19.6"), ("opensearch", "3.3.2")): True,
+    (("elasticsearch", "7.10.2"), ("elasticsearch", "8.15.5")): True,
+    (("elasticsearch", "5.6.16"), ("opensearch", "1.3.20")): False,
+    (("elasticsearch", "6.8.23"), ("opensearch", "2.19.6")): False,
+    (("elasticsearch", "6.8.23"), ("opensearch", "3.3.2")): False,
+    (("elasticsearch", "7.10.2"), ("opensearch", "3.3.2")): False,
+    (("elasticsearch", "8.15.5"), ("opensearch", "2.19.6")): False,
+    (("opensearch", "1.3.20"), ("opensearch", "3.3.2")): False,
+    (("opensearch", "3.3.2"), ("opensearch", "2.19.6")): False,
+    (("opensearch", "2.19.6"), ("opensearch", "1.3.20")): False,
+    (("opensearch", "2.19.6"), ("opensearch", "2.11.0")): False,
+    (("elasticsearch", "8.15.5"), ("elasticsearch", "7.10.2")): False,
+    (("opensearch", "1.3.20"), ("elasticsearch", "7.10.2")): False,
+    (("elasticsearch", "7.10.2"), ("elasticsearch", "10.0.0")): False,
+}
+
+
+@pytest.mark.parametrize(("pair", "allowed"), MATRIX_RESTORES.items(),
+                         ids=[f"{s[0][:2]}{s[1]}-{t[0][:2]}{t[1]}" for s, t in MATRIX_RESTORES])
+def test_restore_pairs_of_the_version_matrix_follow_the_one_table(
+        pair: tuple[tuple[str, str], tuple[str, str]], allowed: bool) -> None:
+    (src_engine, src_version), (tgt_engine, tgt_version) = pair
+    reason = restore_refusal(src_engine, src_version, tgt_engine, tgt_version)
+    assert (reason is None) is allowed, reason
+    if reason is not None:
+        # The refusal names both sides, so a person sees which pair was asked for.
+        assert f"{src_version} cannot be restored into" in reason
+        assert tgt_version in reason
+
+
+def test_the_restore_table_never_reads_newer_or_unrelated_majors() -> None:
+    for (tgt_engine, tgt_major), reads in RESTORES.items():
+        assert (tgt_engine, tgt_major) in reads  # every engine reads its own major
+        for src_engine, src_major in reads:
+            if src_engine == tgt_engine:
+                assert src_major <= tgt_major
+            else:  # across engines only Elasticsearch into OpenSearch
+                assert (src_engine, tgt_engine) == ("elasticsearch", "opensearch")
+                assert src_major <= 7
+    # A row's refusal lists what the target does read.
+    reason = restore_refusal("elasticsearch", "6.8.23", "opensearch", "2.19.6")
+    assert reason is not None and reason.endswith(
+        "OpenSearch 2 restores indices created by Elasticsearch 7.x, OpenSearch 1.x and "
+        "OpenSearch 2.x only")
+
+
+def test_type_changes_report_the_type_and_a_dropped_default_mapping() -> None:
+    typed = {"_default_": {"properties": {"x": {"type": "keyword"}}},
+             "event": {"_routing": {"required": True},
+                       "properties": {"x": {"type": "keyword"}}}}
+    assert unify_mappings(typed, "Fail") == ({"_routing": {"required": True},
+                                              "properties": {"x": {"type": "keyword"}}}, None)
+    notes = type_changes(typed)
+    assert notes[0] == "mapping type event made typeless"
+    assert notes[1].startswith("the _default_ mapping was dropped")
+    assert type_changes({"_doc": {"properties": {}}}) == ["mapping type _doc made typeless"]
+    # Typeless mappings (ES 7+, OpenSearch) change nothing.
+    assert type_changes({"_routing": {"required": True}, "properties": {}}) == []
+    assert type_changes({}) == []
+
+
+# -- Elasticsearch 5-era mappings (services/metadata/legacy.py) ------------------------------
+
+ES5 = EngineInfo("elasticsearch", None, "5.6.16")
+ES7 = EngineInfo("elasticsearch", "oss", "7.10.2")
+
+
+def test_string_becomes_keyword_or_text_and_loses_what_the_new_type_refuses() -> None:
+    mapping = {"properties": {
+        "title": {"type": "string", "analyzer": "english", "omit_norms": True,
+                  "fields": {"raw": {"type": "string", "index": "not_analyzed",
+                                     "ignore_above": 256, "analyzer": "standard"}}},
+        "secret": {"type": "string", "index": "no"},
+        "body": {"type": "string", "index": "analyzed", "ignore_above": 10,
+                 "fielddata": {"format": "disabled"}},
+        "count": {"type": "integer", "index": "not_analyzed"}}}
+    out, changes = modernize(mapping, ES5)
+    props = out["properties"]
+    assert props["title"] == {"type": "text", "analyzer": "english", "norms": False,
+                              "fields": {"raw": {"type": "keyword", "ignore_above": 256}}}
+    assert props["secret"] == {"type": "keyword", "index": False}
+    assert props["body"] == {"type": "text"}
+    assert props["count"] == {"type": "integer", "index": True}
+    assert changes == ["string → text: title, body", "string → keyword: title.raw, secret",
+                       'index: "not_analyzed" → true: count']
+    assert mapping["properties"]["title"]["type"] == "string"  # the input is left alone
+
+
+def test_all_timestamp_ttl_and_include_in_all_are_removed_and_named() -> None:
+    mapping = {"_all": {"enabled": True}, "_timestamp": {"enabled": True},
+               "_ttl": {"enabled": True, "default": "1d"}, "_routing": {"required": True},
+               "properties": {"a": {"type": "keyword", "include_in_all": False},
+                              "o": {"properties": {"b": {"type": "text",
+                                                         "include_in_all": True}}}}}
+    out, changes = modernize(mapping, ES5)
+    assert out == {"_routing": {"required": True}, "properties": {
+        "a": {"type": "keyword"}, "o": {"properties": {"b": {"type": "text"}}}}}
+    assert changes == ["_all removed", "_timestamp removed", "_ttl removed",
+                       "include_in_all removed: a, o.b"]
+
+
+def test_joda_date_formats_become_java_time_ones() -> None:
+    assert date_format("dateOptionalTime", joda=True) == "date_optional_time"
+    assert date_format("strictDateOptionalTime||epoch_millis", joda=True) == \
+        "strict_date_optional_time||epoch_millis"
+    assert date_format("basicTTimeNoMillis", joda=False) == "basic_t_time_no_millis"
+    # Joda's Y is the year of era (java-time: y), its x the week year (java-time: Y);
+    # quoted literals are left alone, and so is a source that already parses java-time.
+    assert date_format("YYYY-MM-dd'T'HH:mm||xxxx-'W'ww", joda=True) == \
+        "yyyy-MM-dd'T'HH:mm||YYYY-'W'ww"
+    assert date_format("YYYY-MM-dd", joda=False) == "YYYY-MM-dd"
+    assert date_format("yyyyMMdd", joda=True) == "yyyyMMdd"  # no name, no changed letter
+    mapping = {"dynamic_date_formats": ["dateOptionalTime"], "properties": {
+        "at": {"type": "date", "format": "dateOptionalTime||YYYY/MM/dd"},
+        "plain": {"type": "date", "format": "epoch_second"}}}
+    out, changes = modernize(mapping, ES5)
+    assert out["properties"]["at"]["format"] == "date_optional_time||yyyy/MM/dd"
+    assert out["properties"]["plain"]["format"] == "epoch_second"
+    assert out["dynamic_date_formats"] == ["date_optional_time"]
+    assert changes == ["dynamic_date_formats ['dateOptionalTime'] → ['date_optional_time']",
+                       "date format dateOptionalTime||YYYY/MM/dd → "
+                       "date_optional_time||yyyy/MM/dd: at"]
+    # ES 7 parses java-time already: only the camelCase name changes.
+    out, _ = modernize(mapping, ES7)
+    assert out["properties"]["at"]["format"] == "date_optional_time||YYYY/MM/dd"
+
+
+def test_dynamic_templates_are_modernized_and_a_modern_mapping_is_untouched() -> None:
+    mapping = {"dynamic_templates": [{"strings": {"match_mapping_type": "string",
+                                                  "mapping": {"type": "string",
+                                                              "index": "not_analyzed"}}}]}
+    out, changes = modernize(mapping, ES5)
+    assert out["dynamic_templates"][0]["strings"]["mapping"] == {"type": "keyword"}
+    assert changes == ["string → keyword: dynamic_templates.strings"]
+    modern = {"_routing": {"required": True}, "properties": {
+        "t": {"type": "text", "fields": {"k": {"type": "keyword"}}},
+        "d": {"type": "date", "format": "strict_date_optional_time||epoch_millis"}}}
+    assert modernize(modern, ES5) == (modern, [])
+
+
+def test_many_fields_are_counted_not_all_named() -> None:
+    mapping = {"properties": {f"f{n}": {"type": "string"} for n in range(8)}}
+    _, changes = modernize(mapping, ES5)
+    assert changes == ["string → text: f0, f1, f2, f3, f4 (+3 more)"]

@@ -23,6 +23,7 @@ from ferry.api.meta import (
     PrinterColumn,
     ScaleSubresource,
     condition_column,
+    fixed_once_started,
 )
 
 IndexPattern = Annotated[str, Field(min_length=1, max_length=255)]
@@ -91,7 +92,10 @@ class Throttle(ApiModel):
     """Limits on the copy rate."""
 
     max_docs_per_second: int | None = Field(
-        default=None, ge=1, description="Documents per second over all workers; unset: no limit."
+        default=None, ge=1,
+        description="Documents per second over all workers of this Backfill together (every "
+        "worker process takes an equal share, re-counted as processes come and go); a change "
+        "applies from each worker's next page; unset: no limit.",
     )
 
 
@@ -204,15 +208,27 @@ class BackfillSpec(ApiModel):
         default="copy",
         description="copy: read documents from the source (or, with source.snapshotRef, "
         "from the snapshot's files) and bulk-write them. restore: restore a Snapshot of "
-        "the source into the target.",
+        "the source into the target. Fixed once the Backfill has started.",
     )
     source: BackfillSource = nested(BackfillSource, "Alternative document sources.")
     indices: list[IndexPattern] = Field(
         default_factory=list, max_length=256,
         description="Index patterns; a pattern starting with - excludes. Empty means every "
-        "index but system and dot-prefixed ones.",
+        "index but system and dot-prefixed ones. Fixed once the Backfill has started "
+        "(phase Planning or later; changeable while Pending or Evaluated).",
     )
-    target_naming: TargetNaming = nested(TargetNaming, "How target index names are derived.")
+    closed_indices: Literal["Fail", "Skip"] = Field(
+        default="Fail",
+        description="A closed source index that indices selects cannot be read (method "
+        "copy from a live source). Fail: the Backfill fails (reason IndexClosed, naming "
+        "the indices) before anything is written. Skip: it is left out and listed in "
+        "status.metadata as a Skipped Index with reason IndexClosed. Evaluate mode lists "
+        "it either way. To copy it, open it on the source first. Fixed once the Backfill "
+        "has started.",
+    )
+    target_naming: TargetNaming = nested(
+        TargetNaming, "How target index names are derived. Fixed once the Backfill has "
+        "started.")
     workers: int = Field(
         default=2, ge=0, le=64,
         description="Parallel workers. 0 stops all workers (like paused). Also set by "
@@ -243,8 +259,20 @@ class BackfillSpec(ApiModel):
         description="Documents that may be rejected by the target before the Backfill fails; "
         "up to this many end it CompletedWithErrors.",
     )
-    metadata: MetadataSettings = nested(MetadataSettings, "Metadata migration.")
-    restore: RestoreSettings = nested(RestoreSettings, "Options of method restore.")
+    metadata: MetadataSettings = nested(
+        MetadataSettings, "Metadata migration. Fixed once the Backfill has started (mode "
+        "Evaluate ends in Evaluated, where it may change).")
+    restore: RestoreSettings = nested(
+        RestoreSettings, "Options of method restore. Fixed once the Backfill has started.")
+
+
+# Phases before anything is planned for good: Pending (nothing planned yet) and
+# Evaluated (a spec change plans again). From Planning on, the plan is recorded in the
+# coordination index and the copy follows it, so a change of what shapes the plan would
+# be silently ignored: the API server refuses it instead.
+REPLANNED_PHASES = ("Pending", "Evaluated")
+PLAN_FIELDS = ("indices", "closedIndices", "targetNaming", "metadata", "method", "source",
+               "restore")
 
 
 BackfillPhase = Literal["Pending", "Planning", "MigratingMetadata", "Running", "Paused",
@@ -413,4 +441,6 @@ Backfill = KindInfo(
         AGE_COLUMN,
     ),
     scale=ScaleSubresource(".spec.workers", ".status.workers", ".status.selector"),
+    object_validations=tuple(fixed_once_started(f, REPLANNED_PHASES, "the Backfill",
+                                                "Planning") for f in PLAN_FIELDS),
 )

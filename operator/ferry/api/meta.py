@@ -47,6 +47,9 @@ class KindInfo:
     scale: ScaleSubresource | None = None
     # Rules on the whole spec that need oldSelf (transition rules) or several fields.
     spec_validations: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    # Rules on the whole object (``self`` is the resource): transition rules that read
+    # the stored status, e.g. a field fixed once a phase is reached.
+    object_validations: tuple[dict[str, str], ...] = field(default_factory=tuple)
 
     @property
     def singular(self) -> str:
@@ -66,3 +69,23 @@ def condition_column(type_: str, description: str, priority: int = 0) -> Printer
     return PrinterColumn(type_, f'.status.conditions[?(@.type=="{type_}")].status',
                          description=description, priority=priority)
 
+
+
+def fixed_once_started(field: str, open_phases: tuple[str, ...], what: str,
+                       first_started: str) -> dict[str, str]:
+    """An object rule (it reads the stored status): ``spec.<field>`` may change only
+    while the stored phase is unset or one of ``open_phases``; adding or removing the
+    field is a change too. Written with has(), not the optional ``?.``: the API
+    server's cost estimate of ``?.`` on an object exceeds the rule budget."""
+    phases = ", ".join(f"'{p}'" for p in open_phases)
+    new, old = f"self.spec.{field}", f"oldSelf.spec.{field}"
+    return {
+        "rule": f"!has(oldSelf.status) || !has(oldSelf.status.phase) || "
+                f"oldSelf.status.phase in [{phases}] || (has({new}) == has({old}) && "
+                f"(!has({new}) || {new} == {old}))",
+        "message": f"spec.{field} cannot change once {what} has started (phase "
+                   f"{first_started} or later): its plan is fixed; delete and re-create "
+                   "it to change it",
+        "fieldPath": f".spec.{field}",
+        "reason": "FieldValueForbidden",
+    }

@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,16 +230,20 @@ def quote_expression(expression: str) -> str:
 # -- the request path --------------------------------------------------------------------------
 
 
+# Set on a thread inside :meth:`Engine.request_raw`. One flag for every client, so a
+# request retried on a renewed client (new credentials) is read raw as well.
+_RAW = threading.local()
+
+
 class _PassThrough:
     """The client's deserializer, except on a thread inside :meth:`Engine.request_raw`:
     there the answer's body is handed back as the client read it, unparsed."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.local = threading.local()
 
     def loads(self, s: str, mimetype: str | None = None) -> Any:
-        if getattr(self.local, "raw", False):
+        if getattr(_RAW, "raw", False):
             return s
         return self.inner.loads(s, mimetype)
 
@@ -257,20 +261,56 @@ def _pass_through(client: OpenSearch) -> _PassThrough:
     return current
 
 
+# Builds a client from the Cluster's credentials as they are now (its Secrets read
+# again), or None when they are the ones in use.
+Renew = Callable[[], OpenSearch | None]
+
+
 class Engine:
     """One search cluster: the one way to send it a request. Blocking, thread-safe (the
-    client's connection pool is), and never logs a request body."""
+    client's connection pool is), and never logs a request body.
+
+    With ``renew``, a request the cluster refuses with 401/403 re-resolves the
+    credentials once and, if they changed (a rotated Secret), is sent again on a client
+    with the new ones, which every later request uses: a long copy outlives a rotation."""
 
     def __init__(self, client: OpenSearch, url: str,
-                 cluster: tuple[str, str] | None = None) -> None:
+                 cluster: tuple[str, str] | None = None, renew: Renew | None = None) -> None:
         self._client = client
         self.url = url
         # (namespace, name) of the Cluster resource, the label of its request metrics.
         self.cluster = cluster
         self._info: EngineInfo | None = None
+        self._renew = renew
+        self._renew_lock = threading.Lock()
+        # Clients replaced by a renewal: other threads may still be reading an answer
+        # from them, so they are closed with the Engine.
+        self._replaced: list[OpenSearch] = []
 
     def close(self) -> None:
-        self._client.close()
+        for client in (self._client, *self._replaced):
+            client.close()
+
+    def _renewed(self, used: OpenSearch) -> bool:
+        """After a 401/403 on ``used``: whether a client with other credentials is in
+        place now (renewed here, or by another thread meanwhile)."""
+        with self._renew_lock:
+            if self._client is not used:
+                return True
+            if self._renew is None:
+                return False
+            try:
+                fresh = self._renew()
+            except Exception:
+                # The Secret cannot be read now (gone, or the API server unavailable):
+                # the 401 stands, and is what the caller sees.
+                return False
+            if fresh is None:
+                return False
+            _pass_through(fresh)
+            self._replaced.append(self._client)
+            self._client = fresh
+            return True
 
     def __enter__(self) -> Engine:
         return self
@@ -283,9 +323,20 @@ class Engine:
                 missing_ok: bool = True) -> Any:
         """One request. 404 → None (``missing_ok``) or Refused; refusals → Refused;
         the rest → a classified FerryError."""
+        client = self._client
+        try:
+            return self._send(client, method, path, params, body, headers, missing_ok)
+        except AuthenticationFailed:
+            if not self._renewed(client):
+                raise
+        return self._send(self._client, method, path, params, body, headers, missing_ok)
+
+    def _send(self, client: OpenSearch, method: str, path: str,
+              params: Mapping[str, Any] | None, body: Any, headers: Mapping[str, str] | None,
+              missing_ok: bool) -> Any:
         started, status = time.monotonic(), 0
         try:
-            return self._client.transport.perform_request(
+            return client.transport.perform_request(
                 method, path, params=dict(params) if params else None, body=body,
                 headers=dict(headers) if headers else None)
         except os_exc.TransportError as exc:
@@ -307,14 +358,14 @@ class Engine:
         sent, for answers too big to turn into Python objects (a page of documents).
         The same path, errors, 404s and metrics. (The client's connection hands a body
         over as text; encoding it back is one pass in C, no parse.)"""
-        pass_through = _pass_through(self._client)
-        outer = getattr(pass_through.local, "raw", False)
-        pass_through.local.raw = True
+        _pass_through(self._client)
+        outer = getattr(_RAW, "raw", False)
+        _RAW.raw = True
         try:
             answer = self.request(method, path, params=params, body=body, headers=headers,
                                   missing_ok=missing_ok)
         finally:
-            pass_through.local.raw = outer
+            _RAW.raw = outer
         if answer is None or isinstance(answer, bytes):
             return answer
         return str(answer).encode("utf-8", "surrogatepass")

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -51,6 +52,14 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> cli
             except config.ConfigException:
                 _api_client = config.new_client_from_config(config_file=kubeconfig_path())
         return _api_client
+
+
+def api_unavailable(exc: BaseException) -> bool:
+    """Whether a call failed because the API server is not there or not serving yet
+    (a restart, an upgrade): it answers again soon, and nothing is wrong with the call."""
+    if isinstance(exc, ApiException):
+        return exc.status in (0, 429, 502, 503, 504)
+    return isinstance(exc, urllib3.exceptions.HTTPError)
 
 
 def reset() -> None:

@@ -9,7 +9,7 @@ import os
 import ssl
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +38,28 @@ class SearchConnection:
     max_retries: int = 3
     # (namespace, name) of the Cluster resource: the label of its request metrics.
     cluster: tuple[str, str] | None = None
+    # The same connection resolved again, its Secrets read afresh (connection_for).
+    resolve: Callable[[], SearchConnection] | None = field(default=None, repr=False)
+
+    def credentials(self) -> tuple[Any, dict[str, str]]:
+        return self.http_auth, self.headers
 
     def engine(self, **overrides: Any) -> Engine:
         """A new Engine on this connection (``overrides``: client options, e.g. the
-        connection pool size)."""
-        return Engine(self._client(**overrides), self.url, self.cluster)
+        connection pool size). It renews its client when the cluster refuses the
+        credentials and the Secrets hold other ones by then (a rotation)."""
+        current = [self]
+
+        def renew() -> OpenSearch | None:
+            if current[0].resolve is None:
+                return None
+            fresh = current[0].resolve()
+            if fresh.credentials() == current[0].credentials():
+                return None
+            current[0] = fresh
+            return fresh._client(**overrides)
+
+        return Engine(self._client(**overrides), self.url, self.cluster, renew)
 
     def _client(self, **overrides: Any) -> OpenSearch:
         kwargs: dict[str, Any] = {
@@ -130,14 +147,32 @@ def _sigv4_auth(spec: ClusterSpec, namespace: str, reader: ObjectReader) -> Any:
     return Urllib3AWSV4SignerAuth(credentials, sig.region, sig.service)
 
 
+def _secret_names(spec: ClusterSpec) -> set[str]:
+    """The Secrets holding a Cluster's credentials."""
+    auth = spec.auth
+    if auth is None:
+        return set()
+    names = {auth.basic.secret_name if auth.basic else None,
+             auth.api_key.secret_ref.name if auth.api_key else None,
+             auth.sigv4.credentials_secret_name if auth.sigv4 else None}
+    return {n for n in names if n}
+
+
 def connection_for(spec: ClusterSpec, namespace: str, reader: ObjectReader,
                    name: str | None = None) -> SearchConnection:
     """Resolve a Cluster spec into a connection (``name``: the Cluster's, for metrics).
     Raises SecretNotFound and friends."""
+
+    def resolve() -> SearchConnection:
+        # Past the reader's cache: a worker process has no Secret watch to clear it.
+        for secret in _secret_names(spec):
+            reader.invalidate(namespace, secret)
+        return connection_for(spec, namespace, reader, name)
+
     conn = SearchConnection(url=spec.endpoint.rstrip("/"),
                             timeout=spec.connection.timeout_seconds,
                             max_retries=spec.connection.max_retries,
-                            cluster=(namespace, name) if name else None)
+                            cluster=(namespace, name) if name else None, resolve=resolve)
     auth = spec.auth
     if auth is not None and auth.basic is not None:
         b = auth.basic

@@ -4,9 +4,10 @@
     → post events → wait for a trigger (spec or Secret change, a worker's wake-up), a
     stop, or the Outcome's delay.
 
-A pass that raises is logged and retried after ``ERROR_DELAY``: one bad pass never ends
-the loop. The loop keeps its own copy of the status: the operator is its only writer,
-and the watched body lags each write by a moment.
+A pass that raises is logged and retried after ``ERROR_DELAY`` (``API_RETRY_DELAY`` when
+the API server was unavailable: a restart, logged without a traceback): one bad pass
+never ends the loop. The loop keeps its own copy of the status: the operator is its only
+writer, and the watched body lags each write by a moment.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from ferry.clients import kube
 from ferry.clients.kube import StatusCopy
 from ferry.events import announce_all
 from ferry.runtime import Runtime
-from ferry.services.outcome import Outcome
+from ferry.services.outcome import Outcome, unexpected_error
 
 log = logging.getLogger("ferry.daemon")
 ERROR_DELAY = 15.0
+# A pass that could not reach the API server tries again sooner: it is back soon.
+API_RETRY_DELAY = 3.0
 
 
 class Reconciler(Protocol):
@@ -58,6 +61,24 @@ async def _until(stopped: kopf.DaemonStopped) -> None:
     await stopped.wait()
 
 
+async def _report_unexpected(kind: KindInfo, body: kopf.Body, memo: Runtime,
+                             current: StatusCopy, exc: Exception) -> StatusCopy:
+    """The resource's status and one event say that a pass failed unexpectedly (never
+    a silent wait); if even that cannot be written, the log is all there is."""
+    meta = body.get("metadata") or {}
+    outcome = unexpected_error(current.status, exc, meta.get("generation"), ERROR_DELAY)
+    try:
+        assert outcome.status is not None
+        current = await memo.run(kube.write_status, kind, str(meta.get("namespace")),
+                                 str(meta.get("name")), current, outcome.status)
+        announce_all(body, outcome.events)
+    except Exception as again:  # the loop must go on whatever happens
+        log.warning("%s %s/%s: could not report the error in status either (%s)",
+                    kind.kind, meta.get("namespace"), meta.get("name"),
+                    type(again).__name__)
+    return current
+
+
 async def run(kind: KindInfo, body: kopf.Body, memo: Runtime, stopped: kopf.DaemonStopped,
               reconciler: Reconciler,
               on_wake: Callable[[Callable[[], None]], None] | None = None) -> None:
@@ -86,12 +107,19 @@ async def run(kind: KindInfo, body: kopf.Body, memo: Runtime, stopped: kopf.Daem
                                              current, outcome.status)
                 announce_all(body, outcome.events)
                 delay = outcome.delay
-            except Exception:
-                log.exception("%s %s/%s: reconcile failed unexpectedly", kind.kind,
-                              namespace, name,
-                              extra={"object": {"kind": kind.kind, "namespace": namespace,
-                                                "name": name}})
-                delay = ERROR_DELAY
+            except Exception as exc:
+                where = {"object": {"kind": kind.kind, "namespace": namespace, "name": name}}
+                if kube.api_unavailable(exc):
+                    # Expected during an API server restart; the work itself goes on.
+                    log.warning("%s %s/%s: the API server is unavailable (%s); trying "
+                                "again", kind.kind, namespace, name, type(exc).__name__,
+                                extra=where)
+                    delay = API_RETRY_DELAY
+                else:
+                    log.exception("%s %s/%s: reconcile failed unexpectedly", kind.kind,
+                                  namespace, name, extra=where)
+                    delay = ERROR_DELAY
+                    current = await _report_unexpected(kind, body, memo, current, exc)
             await _wait(trigger, stopped, delay)
     finally:
         memo.triggers.unregister(kind.kind, namespace, name)

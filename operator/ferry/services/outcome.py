@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ferry.conditions import get_condition, set_condition
+
 EventType = Literal["Normal", "Warning"]
 
 
@@ -35,3 +37,23 @@ class Outcome:
     status: dict[str, Any] | None = None
     events: list[Event] = field(default_factory=list)
     delay: float = 5.0
+
+
+UNEXPECTED = "ReconcileError"
+
+
+def unexpected_error(status: dict[str, Any], exc: BaseException, generation: int | None,
+                     retry_seconds: float) -> Outcome:
+    """A pass that raised something no rule expected (a bug): the resource still says
+    so — its phase kept (Pending if it had none), ``Ready=False`` with reason
+    ReconcileError — and one Warning event, not one per retry. Only the exception's
+    type is shown: its text may quote what a cluster answered."""
+    message = (f"the operator hit an unexpected {type(exc).__name__} and tries again every "
+               f"{retry_seconds:.0f}s; its log has the details")
+    previous = status.get("conditions") or []
+    again = (get_condition(previous, "Ready") or {}).get("reason") == UNEXPECTED
+    new = {**status, "phase": status.get("phase") or "Pending", "message": message,
+           "conditions": set_condition(previous, "Ready", False, UNEXPECTED, message,
+                                       generation)}
+    return Outcome(new, [] if again else [Event.warning(UNEXPECTED, message)],
+                   retry_seconds)

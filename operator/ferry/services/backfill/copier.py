@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from ferry.api.common import MAX_STATUS_LIST
-from ferry.clients.engine import Engine
+from ferry.clients.engine import Engine, Refused
 from ferry.conditions import now
 from ferry.errors import FerryError
 from ferry.services import backoff
@@ -29,6 +29,8 @@ log = logging.getLogger("ferry.backfill")
 
 # Bulk item errors worth retrying: the node was busy, not the document wrong.
 RETRYABLE_STATUSES = {429, 502, 503, 504}
+# A request body above the target's limit: halved down to single documents.
+TOO_LARGE = 413
 MAX_BULK_ATTEMPTS = 12
 REASON_LIMIT = 300
 # Pages: the first is small (document sizes are not known yet); later ones are sized to
@@ -38,29 +40,103 @@ BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"
 _ACTIONS = msgspec.json.Encoder()
 
 
-class TokenBucket:
-    """Documents per second shared by every worker of one process; None: unlimited."""
+def share(limit: float | None, members: int) -> float | None:
+    """One process's documents per second of a Backfill-wide limit (None: no limit)."""
+    return limit / max(1, members) if limit else None
 
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self._allowance = rate or 0.0
-        self._last = time.monotonic()
+
+class TokenBucket:
+    """One process's share of ``spec.throttle.maxDocumentsPerSecond``, shared by its
+    workers: ``limit / members``, where ``members`` is the number of live processes
+    copying for the Backfill (kept by ``pool.Membership``), so the shares add up to the
+    limit over all processes. Both change at runtime.
+
+    Tokens are paid before a bulk is sent; the bucket starts empty and holds at most
+    one second of its share (or the one page asked for, when a page is bigger), so a
+    process never sends more than ``share * t``. ``hold`` keeps a process from sending
+    until every other process has counted it (a joiner), ``expire`` from sending once
+    its membership may have lapsed (the others may already share its part)."""
+
+    def __init__(self, limit: float | None, members: int = 1,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.limit, self.members = limit, max(1, members)
+        self._clock, self._sleep = clock, sleep
+        self._allowance = 0.0
+        self._last = clock()
+        self._ready_at = 0.0
+        self._valid_until = float("inf")
+        # The largest page a worker waits to pay for: tokens accrue up to it, so a page
+        # read before the share was lowered is not starved by smaller ones.
+        self._want = 0
         self._lock = threading.Lock()
 
-    def acquire(self, n: int) -> None:
-        if not self.rate:
-            return
+    @property
+    def rate(self) -> float | None:
+        return share(self.limit, self.members)
+
+    def set_limit(self, limit: float | None) -> None:
+        """A new Backfill-wide limit (None: none); the time so far is paid at the old
+        rate."""
+        with self._lock:
+            self._refill(self._clock())
+            self.limit = limit
+
+    def set_members(self, members: int) -> None:
+        with self._lock:
+            self._refill(self._clock())
+            self.members = max(1, members)
+
+    def hold(self, until: float) -> None:
+        """Send nothing before ``until`` (on this bucket's clock); no tokens accrue."""
+        with self._lock:
+            self._ready_at = until
+            self._allowance, self._last = 0.0, max(self._last, until)
+
+    def expire(self, at: float) -> None:
+        """Send nothing after ``at`` until the next ``expire`` moves it on."""
+        with self._lock:
+            self._valid_until = at
+
+    def page_limit(self) -> int | None:
+        """The largest page worth asking for: one second of the share."""
+        rate = self.rate
+        return max(1, int(rate)) if rate else None
+
+    def _refill(self, now_: float) -> None:
+        rate = self.rate
+        if rate and now_ > self._last:
+            self._allowance = min(max(rate, self._want), self._allowance
+                                  + (now_ - self._last) * rate)
+        self._last = max(self._last, now_)
+
+    def acquire(self, n: int, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Pay for ``n`` documents, waiting as long as it takes; False when asked to
+        stop first."""
         while True:
             with self._lock:
-                now_ = time.monotonic()
-                self._allowance = min(self.rate, self._allowance
-                                      + (now_ - self._last) * self.rate)
-                self._last = now_
-                if self._allowance >= min(n, self.rate):
+                now_ = self._clock()
+                self._want = max(self._want, n)
+                self._refill(now_)
+                rate = self.rate
+                if not rate:
+                    self._want = 0
+                    return True
+                if self._ready_at <= now_ <= self._valid_until and self._allowance >= n:
                     self._allowance -= n
-                    return
-                wait = (min(n, self.rate) - self._allowance) / self.rate
-            time.sleep(wait)
+                    if n >= self._want:
+                        self._want = 0
+                    return True
+                if now_ < self._ready_at:
+                    wait = self._ready_at - now_
+                elif now_ > self._valid_until:
+                    wait = 1.0
+                else:
+                    wait = (n - self._allowance) / rate
+            if should_stop():
+                return False
+            # Short naps: a raised limit or a member gone takes effect at once.
+            self._sleep(min(max(wait, 0.001), 0.25))
 
 
 @dataclass
@@ -112,7 +188,11 @@ def _failure(index: str, doc_id: str, error: Any) -> dict[str, Any]:
 
 def write_batch(target: Engine, target_index: str, hits: list[Hit],
                 settings: CopySettings) -> BatchResult:
-    """Bulk-write hits, retrying busy answers; returns what landed and what was refused."""
+    """Bulk-write hits, retrying busy answers; returns what landed and what was refused.
+
+    A body the target refuses for its size (HTTP 413: above its
+    ``http.max_content_length``, or a proxy's limit) is split in halves until it passes;
+    a single document still refused is a failure of that document, not of the batch."""
     pending = {h.id: h for h in hits}
     failed: list[dict[str, Any]] = []
     written = skipped = size = 0
@@ -120,11 +200,21 @@ def write_batch(target: Engine, target_index: str, hits: list[Hit],
         if not pending:
             break
         retry: dict[str, Hit] = {}
-        for ids, body in bulk_bodies(list(pending.values()), target_index, settings):
+        bodies = deque(bulk_bodies(list(pending.values()), target_index, settings))
+        while bodies:
+            ids, body = bodies.popleft()
             try:
                 result = target.request("POST", "/_bulk", body=body,
                                         params={"filter_path": BULK_FILTER},
                                         missing_ok=False)
+            except Refused as exc:
+                if exc.status != TOO_LARGE:
+                    raise
+                if len(ids) > 1:  # smaller bodies may pass: try each half
+                    bodies.extendleft(reversed(halves([pending[i] for i in ids],
+                                                      target_index, settings)))
+                    continue
+                result = {"items": [{settings.op_type: too_large(ids[0], len(body))}]}
             except FerryError as exc:
                 if not exc.retryable:
                     raise
@@ -182,6 +272,24 @@ def bulk_bodies(hits: list[Hit], target_index: str, settings: CopySettings
     return chunks
 
 
+def halves(hits: list[Hit], target_index: str, settings: CopySettings
+           ) -> list[tuple[list[str], bytes]]:
+    """The bulk bodies of each half of ``hits`` (two or more), in order: what is sent
+    instead of a body the target refused as too large."""
+    middle = len(hits) // 2
+    return [*bulk_bodies(hits[:middle], target_index, settings),
+            *bulk_bodies(hits[middle:], target_index, settings)]
+
+
+def too_large(doc_id: str, size: int) -> dict[str, Any]:
+    """A bulk answer's item for a document the target refused alone for its size."""
+    return {"_id": doc_id, "status": TOO_LARGE, "error": {
+        "type": "document_too_large",
+        "reason": f"document too large for the target (HTTP 413): a bulk request of "
+                  f"{size} bytes holding only this document is above the target's "
+                  "http.max_content_length"}}
+
+
 @dataclass
 class _Written:
     """A page whose bulk is in flight, and the checkpoint it reaches once written."""
@@ -200,7 +308,7 @@ def page_size(settings: CopySettings, docs: int, size: int) -> int:
 
 
 def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: WorkItemStore,
-              holder: str, settings: CopySettings, throttle: TokenBucket,
+              holder: str, settings: Callable[[], CopySettings], throttle: TokenBucket,
               should_stop: Callable[[], bool]) -> str:
     """Copy until the item is exhausted ("done"), asked to stop ("released"), or its
     lease was taken by another worker ("lost").
@@ -209,7 +317,12 @@ def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: Wor
     up to ``bulks_in_flight`` bulks at once. Pages are applied to the item in the order
     they were read, so its checkpoint only ever covers pages that were written: a crash
     re-copies from there, never skips. The checkpoint (which renews the lease) is saved
-    every ``checkpoint_seconds``, well inside the lease, and when the item ends."""
+    every ``checkpoint_seconds``, well inside the lease, and when the item ends.
+
+    ``settings`` gives the current settings, taken afresh for every page: a change of
+    the Backfill's batch or onConflict applies from the next page read; a throttle's
+    from the next page paid for (pages are at most one second of the throttle's share).
+    """
     in_flight: deque[_Written] = deque()
     read_docs = read_bytes = 0
     last_save = time.monotonic()
@@ -222,32 +335,39 @@ def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: Wor
         item.bytes_done += result.bytes
         item.failures = (item.failures + result.failed)[-MAX_STATUS_LIST:]
 
-    with ThreadPoolExecutor(max_workers=1 + settings.bulks_in_flight,
+    def end(exhausted: bool, reached: int) -> str:
+        while in_flight:
+            apply(in_flight.popleft())
+        if exhausted:
+            item.checkpoint = reached
+            store.complete(item, holder)
+            return "done"
+        store.release(item)
+        return "released"
+
+    def next_page(docs: int, size: int) -> int:
+        return min(page_size(settings(), docs, size), throttle.page_limit() or MAX_PAGE)
+
+    with ThreadPoolExecutor(max_workers=1 + settings().bulks_in_flight,
                             thread_name_prefix=f"ferry-copy-{holder}") as pool:
-        reading = pool.submit(source.read, item, item.checkpoint,
-                              page_size(settings, 0, 0))
+        reading = pool.submit(source.read, item, item.checkpoint, next_page(0, 0))
         try:
             while True:
                 hits, reached = reading.result()
                 if not hits or should_stop():
-                    while in_flight:
-                        apply(in_flight.popleft())
-                    if not hits:
-                        item.checkpoint = reached
-                        store.complete(item)
-                        return "done"
-                    store.release(item)
-                    return "released"
+                    return end(not hits, reached)
                 read_docs += len(hits)
                 read_bytes += sum(len(h.source) for h in hits)
                 reading = pool.submit(source.read, item, reached,
-                                      page_size(settings, read_docs, read_bytes))
-                throttle.acquire(len(hits))
+                                      next_page(read_docs, read_bytes))
+                if not throttle.acquire(len(hits), should_stop):
+                    return end(False, reached)  # this page unwritten: not checkpointed
+                current = settings()
                 in_flight.append(_Written(pool.submit(write_batch, target, item.target,
-                                                      hits, settings), reached))
-                while len(in_flight) >= settings.bulks_in_flight:
+                                                      hits, current), reached))
+                while len(in_flight) >= current.bulks_in_flight:
                     apply(in_flight.popleft())
-                if time.monotonic() - last_save >= settings.checkpoint_seconds:
+                if time.monotonic() - last_save >= current.checkpoint_seconds:
                     last_save = time.monotonic()
                     if not store.checkpoint(item, holder):
                         log.warning("lost the lease on %s (another worker took it over)",

@@ -18,15 +18,16 @@ from ferry.clients.engine import quote
 from ferry.errors import FerryError, TargetRejected
 from ferry.services import indices as idx
 from ferry.services.backfill.copier import CopySettings, TokenBucket
-from ferry.services.backfill.documents import DocumentSource, SeqNoWindows
+from ferry.services.backfill.documents import DocumentSource, SeqNoWindows, UidCursor, by_uid
 from ferry.services.backfill.plan import (
     IndexPlan,
     Plan,
     doc_counts,
     plan_indices,
+    uid_work_items,
     work_items,
 )
-from ferry.services.backfill.pool import CopyContext
+from ferry.services.backfill.pool import CopyContext, WorkerPool
 from ferry.services.backfill.snapshot_source import (
     SnapshotDocuments,
     SnapshotItemStore,
@@ -36,6 +37,7 @@ from ferry.services.backfill.snapshot_source import (
 )
 from ferry.services.backfill.workitems import WorkItemStore, coordination_index
 from ferry.services.indices import META_KEY
+from ferry.services.metadata.mappings import mapping_types
 from ferry.services.references import Endpoints
 
 SAMPLE_SEED = 42
@@ -78,7 +80,15 @@ class CopyService:
         if self.snapshot is not None:
             return plan_snapshot(self.snapshot, self.spec)
         assert self.ep.source is not None
-        return plan_indices(self.ep.source, self.spec)
+        plan = plan_indices(self.ep.source, self.spec)
+        if by_uid(self.ep.source):
+            mappings = idx.Mappings(self.ep.source, (i.source for i in plan.indices))
+            for index in plan.indices:
+                got = next(iter((mappings.get(index.source) or {}).values()), {})
+                # Several types (merged into one mapping, or refused by the metadata
+                # step): type#id as _id keeps a colliding _id of two types two documents.
+                index.fold_types = len(mapping_types(got.get("mappings") or {}) or {}) > 1
+        return plan
 
     def check_targets(self, plan: Plan) -> None:
         """Every target index exists (the metadata migration made it) and is ours, or
@@ -122,7 +132,11 @@ class CopyService:
             store.reset()
         else:
             store.create()
-        items = snapshot_work_items(plan) if self.snapshot is not None else work_items(plan)
+        if self.snapshot is not None:
+            items = snapshot_work_items(plan)
+        else:
+            assert self.ep.source is not None
+            items = uid_work_items(plan) if by_uid(self.ep.source) else work_items(plan)
         store.write_plan(items, plan.to_dict())
         return plan
 
@@ -135,9 +149,18 @@ class CopyService:
         else:
             assert self.ep.source is not None
             source = SeqNoWindows(self.ep.source)
+            if by_uid(self.ep.source):
+                recorded = Plan.from_dict(store.planned() or {"indices": []})
+                source = UidCursor(self.ep.source, frozenset(
+                    i.source for i in recorded.indices if i.fold_types))
         return CopyContext(source, self.ep.target, store,
                            copy_settings(self.spec, self.lease_seconds),
                            TokenBucket(self.spec.throttle.max_docs_per_second))
+
+    def configure(self, pool: WorkerPool, spec: BackfillSpec) -> None:
+        """The spec's live fields (batch, onConflict, throttle) into a running pool."""
+        pool.configure(copy_settings(spec, self.lease_seconds),
+                       spec.throttle.max_docs_per_second)
 
     # -- verification -------------------------------------------------------------------
 
@@ -174,13 +197,17 @@ class CopyService:
     def _sample_mismatches(self, index: IndexPlan) -> list[str]:
         size = self.spec.verify.sample_size
         assert self.ep.source is not None
+        # ES 5 scores by _uid and knows no "field" (nor _seq_no).
+        seed = {"seed": SAMPLE_SEED} if by_uid(self.ep.source) else {
+            "seed": SAMPLE_SEED, "field": "_seq_no"}
         hits = self.ep.source.request(
             "POST", f"/{quote(index.source)}/_search", missing_ok=False,
-            body={"size": size, "query": {"function_score": {
-                "random_score": {"seed": SAMPLE_SEED, "field": "_seq_no"}}}})
+            body={"size": size, "query": {"function_score": {"random_score": seed}}})
         docs = hits["hits"]["hits"]
         if not docs:
             return []
+        if index.fold_types:  # the target _id is the source _uid
+            docs = [{**d, "_id": f"{d['_type']}#{d['_id']}"} for d in docs]
         got = self.ep.target.request(
             "POST", f"/{quote(index.target)}/_mget", missing_ok=False,
             body={"docs": [{"_id": d["_id"], **({"routing": d["_routing"]}

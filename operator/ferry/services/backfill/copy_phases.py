@@ -10,8 +10,8 @@ from ferry.api.backfill import BackfillSpec
 from ferry.api.phases import BackfillPhases as P
 from ferry.api.phases import Conditions
 from ferry.clients import kube
-from ferry.conditions import now, set_condition
-from ferry.errors import FerryError
+from ferry.conditions import get_condition, now, set_condition
+from ferry.errors import ClusterUnreachable, FerryError
 from ferry.services.backfill import tuning
 from ferry.services.backfill.copy import CopyService
 from ferry.services.backfill.deployment import worker_deployment
@@ -28,12 +28,15 @@ from ferry.services.backfill.status import (
     work_items,
     worker_selector,
 )
+from ferry.services.metadata.report import closed_items
 from ferry.services.outcome import Event, Outcome
 
 if TYPE_CHECKING:
     from ferry.services.backfill.reconciler import BackfillReconciler
 
 VERIFY_SOON = 0.5
+# What a pass of the copy that went well leaves as the Progressing reason.
+HEALTHY = ("Copying", P.PAUSED, "Verifying")
 
 
 def copy_step(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec, phase: str,
@@ -76,6 +79,7 @@ def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
     plan = svc.plan()
     result = r.metadata_service(svc, spec).run(
         spec.metadata.mode, [(i.source, i.target) for i in plan.indices])
+    result.items += closed_items(plan.closed, spec.closed_indices)
     if spec.metadata.mode == "Evaluate":
         return r.evaluated(status, generation, result,
                            f"the copy would move {plan.docs_total} documents of "
@@ -96,18 +100,52 @@ def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
     }, [r.metadata_event(result), Event.normal("Planned", message)], VERIFY_SOON)
 
 
+def _outage(side: str, cluster: str, exc: ClusterUnreachable) -> ClusterUnreachable:
+    return ClusterUnreachable(f"the {side} Cluster {cluster} does not answer ({exc.message}); "
+                              "the workers wait for it and resume from their checkpoints",
+                              code=f"{side.capitalize()}Unreachable")
+
+
 def _run(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
          status: dict[str, Any], generation: int | None) -> Outcome:
-    # Before any worker starts: tuned for the load (restored while paused).
+    """A pass of the copy, with an outage of either Cluster reported as such: the
+    workers meet it too, and wait it out (their batches retry, their items are claimed
+    again from the checkpoint), but only this pass can say so in status."""
+    if svc.ep.source is not None and spec.source_ref is not None:
+        try:
+            svc.ep.source.request("HEAD", "/")
+        except ClusterUnreachable as exc:
+            raise _outage("source", spec.source_ref.name, exc) from None
+        except FerryError:
+            pass  # it answers; what it refuses, the workers report
+    try:
+        outcome = _copying(r, svc, spec, status, generation)
+    except ClusterUnreachable as exc:
+        raise _outage("target", spec.target_ref.name, exc) from None
+    # The first good pass after retryable errors (an outage, and the 503s of a node
+    # still recovering) says that they are over.
+    was = (get_condition(status.get("conditions"), Conditions.PROGRESSING) or {}).get("reason")
+    if was not in (None, *HEALTHY):
+        outcome.events.append(Event.normal("Resumed", f"{was} is over; the copy goes on "
+                                           "from its checkpoints"))
+    return outcome
+
+
+def _copying(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
+             status: dict[str, Any], generation: int | None) -> Outcome:
+    # Before any worker starts: tuned for the load (restored while paused). Workers
+    # start under the same lock: a deletion that retired this Backfill while the pass
+    # ran must find no worker (thread or Deployment) started after it stopped them.
     with r.tuning_allowed() as allowed:
         tuned = tuning.during_copy(svc, spec) if allowed else tuning.TuningStep()
-    if spec.executor == "inProcess":
-        if r.pool is None:
-            r.pool = WorkerPool(r.name, svc.context(), on_finished=r.wake)
-        r.pool.scale(spec.workers, spec.paused)
-    else:
-        kube.apply_deployment(r.namespace, worker_deployment(r.namespace, r.name, r.uid, spec,
-                                                             r.options))
+        if allowed and spec.executor == "inProcess":
+            if r.pool is None:
+                r.pool = WorkerPool(r.name, svc.context(), on_finished=r.wake)
+            svc.configure(r.pool, spec)  # throttle, batch and onConflict apply live
+            r.pool.scale(spec.workers, spec.paused)
+        elif allowed:
+            kube.apply_deployment(r.namespace, worker_deployment(r.namespace, r.name,
+                                                                 r.uid, spec, r.options))
     summary = svc.store.summary()
     docs_total = (status.get("progress") or {}).get("docsTotal") or 0
     rate = r.rate.add(summary.docs_done)

@@ -5,8 +5,9 @@ A source is given a work item and its opaque checkpoint (an integer whose meanin
 source's own) and returns the next page of :class:`Hit` — index, id, routing and
 ``_source`` as JSON bytes, ready for the bulk body — and the checkpoint that page
 reaches. An empty page means the item is exhausted. Today's source reads a live
-cluster's shard in ``_seq_no`` windows; readers for ES 5.6 (no ``_seq_no``) and for
-snapshot files plug in beside it.
+cluster's shard in ``_seq_no`` windows; Elasticsearch 5.6 (no ``_seq_no``) is read by
+``_uid`` (:class:`UidCursor`, its checkpoint a string), snapshot files by
+``snapshot_source``. :func:`by_uid` is the one place that decides between the live two.
 
 A search answer is parsed once, by msgspec, into the few fields the writer needs; each
 ``_source`` stays the bytes of the answer (:func:`parse_page`) and goes into the bulk
@@ -16,7 +17,7 @@ body as it came, never decoded into Python objects and encoded again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -42,7 +43,7 @@ class Hit:
 
 
 class DocumentSource(Protocol):
-    def read(self, item: WorkItem, checkpoint: int, size: int) -> tuple[list[Hit], int]:
+    def read(self, item: WorkItem, checkpoint: Any, size: int) -> tuple[list[Hit], Any]:
         """The next page after ``checkpoint`` (at most ``size`` hits) and the checkpoint
         it reaches; an empty page: nothing left up to the item's end."""
         ...
@@ -51,22 +52,42 @@ class DocumentSource(Protocol):
 # -- a search answer, parsed once ------------------------------------------------------------
 
 
-class _RawHit(msgspec.Struct):
+# Sort values: a _seq_no (int) for SeqNoWindows, a _uid (str) for UidCursor.
+_Sort = TypeVar("_Sort", int, str)
+
+
+class _RawHit(msgspec.Struct, Generic[_Sort]):
     id: str = msgspec.field(name="_id")
     source: msgspec.Raw = msgspec.field(name="_source")
     routing: str | None = msgspec.field(default=None, name="_routing")
-    sort: list[int] = msgspec.field(default_factory=list)
+    sort: list[_Sort] = msgspec.field(default_factory=list)
 
 
-class _Hits(msgspec.Struct):
-    hits: list[_RawHit] = msgspec.field(default_factory=list)
+class _Hits(msgspec.Struct, Generic[_Sort]):
+    hits: list[_RawHit[_Sort]] = msgspec.field(default_factory=list)
 
 
-class _Answer(msgspec.Struct):
-    hits: _Hits = msgspec.field(default_factory=_Hits)
+class _Answer(msgspec.Struct, Generic[_Sort]):
+    hits: _Hits[_Sort] = msgspec.field(default_factory=_Hits)
 
 
-_ANSWER = msgspec.json.Decoder(_Answer)
+_ANSWER = msgspec.json.Decoder(_Answer[int])
+_UID_ANSWER = msgspec.json.Decoder(_Answer[str])
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], index: str, body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.DecodeError as exc:  # also a ValidationError: it names a path, no value
+        raise FerryError(f"the search answer from {index} could not be read: {exc}",
+                         code="UnreadableAnswer", retryable=False) from None
+
+
+def _hit(index: str, doc_id: str, routing: str | None, raw: msgspec.Raw) -> Hit:
+    source = bytes(raw)
+    if b"\n" in source:
+        source = source.replace(b"\n", b"")
+    return Hit(index, doc_id, routing, source)
 
 
 def parse_page(index: str, body: bytes) -> tuple[list[Hit], list[int]]:
@@ -79,20 +100,19 @@ def parse_page(index: str, body: bytes) -> tuple[list[Hit], list[int]]:
     line break is only ever whitespace between tokens (inside strings it must be
     escaped, and UTF-8 never uses the byte elsewhere), so dropping it is the one edit
     the bytes may need, and it needs no parse."""
-    try:
-        answer = _ANSWER.decode(body)
-    except msgspec.DecodeError as exc:  # also a ValidationError: it names a path, no value
-        raise FerryError(f"the search answer from {index} could not be read: {exc}",
-                         code="UnreadableAnswer", retryable=False) from None
-    hits: list[Hit] = []
-    seqs: list[int] = []
-    for raw in answer.hits.hits:
-        source = bytes(raw.source)
-        if b"\n" in source:
-            source = source.replace(b"\n", b"")
-        hits.append(Hit(index, raw.id, raw.routing, source))
-        seqs.append(raw.sort[0] if raw.sort else -1)
-    return hits, seqs
+    answer = _decode(_ANSWER, index, body)
+    hits = [_hit(index, raw.id, raw.routing, raw.source) for raw in answer.hits.hits]
+    return hits, [raw.sort[0] if raw.sort else -1 for raw in answer.hits.hits]
+
+
+def parse_uid_page(index: str, body: bytes, fold_types: bool) -> tuple[list[Hit], str | None]:
+    """The hits of a search sorted on ``_uid`` and the last one's ``_uid`` (None: no
+    hits). With ``fold_types`` each hit's id is its ``_uid`` (``type#id``), so documents
+    of two types with the same ``_id`` stay two documents in a typeless target."""
+    answer = _decode(_UID_ANSWER, index, body)
+    hits = [_hit(index, raw.sort[0] if fold_types else raw.id, raw.routing, raw.source)
+            for raw in answer.hits.hits]
+    return hits, (answer.hits.hits[-1].sort[0] if hits else None)
 
 
 # -- the live-cluster reader ---------------------------------------------------------------
@@ -165,3 +185,47 @@ class SeqNoWindows:
             "POST", f"/{quote(item.index)}/_search", body=body, missing_ok=False,
             params={"preference": f"_shards:{item.shard}"})
         return parse_page(item.index, raw or b"{}")
+
+
+# -- Elasticsearch 5.6: no _seq_no -----------------------------------------------------------
+
+
+def by_uid(engine: Engine) -> bool:
+    """Whether a live source is read by ``_uid`` (:class:`UidCursor`) rather than in
+    ``_seq_no`` windows: Elasticsearch before 6.0 keeps no ``_seq_no`` on documents."""
+    return not engine.info().at_least((6, 0))
+
+
+class UidCursor:
+    """Reads one shard of an Elasticsearch 5.x source in ``_uid`` order (``type#id``,
+    unique per document and the tie-breaker the 5.x docs give for ``search_after``):
+    each page is ``search_after`` the last ``_uid`` handed over, which is the checkpoint
+    ("" before the first page). Resuming needs nothing but that string: no scroll
+    context to lose, and a page re-read after a crash starts exactly after the last
+    document whose bulk was checkpointed. Documents written behind the cursor after it
+    passed are not copied (as with any live read); each is copied at most once per pass.
+
+    The cost is the engine's: 5.x cannot range-query ``_uid`` (it answers "does not
+    support range queries"), so every page passes over the whole shard, comparing each
+    document's ``_uid`` (fielddata, held on the heap) with the cursor: a shard costs
+    documents times pages comparisons, and large pages keep that bearable. Items are
+    whole shards: ``_uid`` has no ranges known in advance to split a shard by.
+
+    ``fold_types``: the indices (several mapping types merged, ``multiTypeMappings:
+    Merge``) whose documents take their ``_uid`` as target ``_id``.
+    """
+
+    def __init__(self, engine: Engine, fold_types: frozenset[str] = frozenset()) -> None:
+        self.engine = engine
+        self.fold_types = fold_types
+
+    def read(self, item: WorkItem, checkpoint: str, size: int) -> tuple[list[Hit], str]:
+        body: dict[str, Any] = {"size": size, "sort": [{"_uid": "asc"}]}
+        if checkpoint:
+            body["search_after"] = [checkpoint]
+        raw = self.engine.request_raw(
+            "POST", f"/{quote(item.index)}/_search", body=body, missing_ok=False,
+            params={"preference": f"_shards:{item.shard}"})
+        hits, last = parse_uid_page(item.index, raw or b"{}",
+                                    item.index in self.fold_types)
+        return hits, last if last is not None else checkpoint

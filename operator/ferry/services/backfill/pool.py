@@ -1,8 +1,18 @@
-"""A pool of copy workers (threads) for one Backfill, scaled and paused at runtime.
+"""A pool of copy workers (threads) for one Backfill, scaled, paused and re-configured
+at runtime.
 
 The operator runs one pool per Backfill with the inProcess executor; `ferry worker`
 runs one per process for the pods executor. Either way the workers only talk to the
 work item store, so pools in different processes share one Backfill safely.
+
+The throttle is Backfill-wide: each pool is a member of the coordination index
+(:class:`Membership`) and its token bucket gets ``limit / live members``. A new member
+that finds others sends nothing for JOIN_PERIODS membership periods (by then every one
+of them has counted it and lowered its own share; one that finds itself alone starts at
+once: whoever registers after it sees it, and waits); a member whose renewals fail stops sending
+before its membership can expire; a dead member's share returns to the others once its
+membership expires, one lease (FERRY_LEASE_SECONDS) after its last renewal. Settings
+given to ``configure`` (batch, onConflict, the limit) apply from each worker's next page.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 
 from ferry.clients.engine import Engine
@@ -23,6 +34,9 @@ from ferry.services.backfill.workitems import WorkItemStore
 
 log = logging.getLogger("ferry.backfill")
 IDLE_SECONDS = 2.0
+# Membership periods a joining process waits before it sends: every other member
+# re-counts once a period, so by then each has lowered its share to make room.
+JOIN_PERIODS = 2
 
 
 @dataclass
@@ -32,6 +46,59 @@ class CopyContext:
     store: WorkItemStore
     settings: CopySettings
     throttle: TokenBucket
+
+
+class Membership:
+    """This process's part of a Backfill-wide throttle: a member document in the
+    coordination index, renewed every ``period`` (the checkpoint timer, a quarter of
+    the lease), each renewal re-counting the live members into the bucket."""
+
+    def __init__(self, store: WorkItemStore, member: str, bucket: TokenBucket,
+                 period: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store, self.member, self.bucket = store, member, bucket
+        self.period, self.lease = period, store.lease_ms / 1000
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._valid_until = clock()
+        bucket.expire(self._valid_until)  # nothing is sent before the first count
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name=f"ferry-member-{self.member}")
+            self._thread.start()
+
+    def renew(self) -> None:
+        """Register or renew, and take the current count. A first registration, or one
+        after the last had lapsed, that finds other members holds the bucket for
+        JOIN_PERIODS periods."""
+        started = self._clock()
+        joining = started >= self._valid_until
+        members = self.store.join(self.member, renewal=not joining)
+        self.bucket.set_members(members)
+        if joining and members > 1:
+            self.bucket.hold(started + JOIN_PERIODS * self.period)
+        # Stop sending a period before the others may count this member as gone.
+        self._valid_until = started + self.lease - self.period
+        self.bucket.expire(self._valid_until)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.renew()
+            except FerryError as exc:
+                log.warning("throttle membership %s: %s", self.member, exc.message)
+            if self._stop.wait(self.period):
+                break
+        with suppress(FerryError):
+            self.store.leave(self.member)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Leave (after the workers stopped sending): the others' shares grow."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 class WorkerPool:
@@ -47,11 +114,18 @@ class WorkerPool:
         self._closing = False
         self._slots: dict[int, threading.Thread] = {}
         self.holder_prefix = f"{socket.gethostname()}-{os.getpid()}-{name}"
+        self.membership = Membership(context.store, self.holder_prefix, context.throttle,
+                                     context.settings.checkpoint_seconds)
 
     @property
     def active(self) -> int:
         with self._lock:
             return sum(1 for t in self._slots.values() if t.is_alive())
+
+    def configure(self, settings: CopySettings, limit: float | None) -> None:
+        """New copy settings and throttle limit, from each worker's next page on."""
+        self.context.settings = settings
+        self.context.throttle.set_limit(limit)
 
     def scale(self, desired: int, paused: bool) -> None:
         """Start missing workers; surplus ones stop after their current batch."""
@@ -59,6 +133,8 @@ class WorkerPool:
             self._desired, self._paused = desired, paused
             if paused or self._closing:
                 return
+            if desired:
+                self.membership.start()
             for slot in range(desired):
                 thread = self._slots.get(slot)
                 if thread is None or not thread.is_alive():
@@ -84,7 +160,7 @@ class WorkerPool:
                     time.sleep(IDLE_SECONDS)
                     continue
                 outcome = copy_item(item, ctx.source, ctx.target, ctx.store, holder,
-                                    ctx.settings, ctx.throttle,
+                                    lambda: ctx.settings, ctx.throttle,
                                     lambda: self._should_stop(slot))
                 log.debug("worker %s: item %s %s", holder, item.id, outcome)
             except FerryError as exc:
@@ -102,3 +178,4 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self.membership.stop()

@@ -23,10 +23,12 @@ from ferry.api import Backfill
 from ferry.api.backfill import BackfillSpec
 from ferry.api.common import parse_spec
 from ferry.api.phases import BackfillPhases as P
+from ferry.api.phases import Conditions
 from ferry.clients import kube
 from ferry.clients.kube import ObjectReader
-from ferry.conditions import now
-from ferry.errors import FerryError, TargetRejected
+from ferry.conditions import get_condition, now, set_condition
+from ferry.errors import AuthenticationFailed, ClusterUnreachable, FerryError, TargetRejected
+from ferry.services import backoff
 from ferry.services.backfill import tuning
 from ferry.services.backfill.copy import CopyService
 from ferry.services.backfill.copy_phases import copy_step
@@ -46,10 +48,32 @@ from ferry.settings import OperatorOptions
 
 log = logging.getLogger("ferry.backfill")
 STEP_SECONDS = 5.0
-ERROR_RETRY_SECONDS = 15.0
+# Retryable errors (a Cluster that does not answer, a missing reference) are looked at
+# again after STEP_SECONDS, backing off up to this.
+RETRY_CAP_SECONDS = 60.0
 SETTLED_SECONDS = 3600.0
 # A settled Backfill whose tuned target settings could not be restored tries again.
 TUNING_RETRY_SECONDS = 60.0
+
+
+def waiting(status: dict[str, Any], phase: str, generation: int | None, exc: FerryError,
+            failures: int) -> Outcome:
+    """The ``failures``-th retryable error in a row: the phase stays, the conditions
+    name the error, an event says it once (not at every retry), and the next look
+    backs off (from STEP_SECONDS up to a minute)."""
+    previous = status.get("conditions") or []
+    was = (get_condition(previous, Conditions.PROGRESSING) or {}).get("reason")
+    events = [Event.warning(exc.code, exc.message)] if was != exc.code else []
+    conditions = conditions_for(previous, phase, exc.code, exc.message, generation)
+    if phase == P.PENDING:
+        # Nothing started: waiting for a reference (a Cluster, a Snapshot) is not
+        # progress. The retry goes on, so Reconciling stays True for kstatus.
+        conditions = set_condition(conditions, Conditions.PROGRESSING, False, exc.code,
+                                   exc.message, generation)
+    return Outcome({"phase": status.get("phase") or P.PENDING, "message": exc.message,
+                    "observedGeneration": generation, "conditions": conditions},
+                   events, backoff.delay(failures - 1, base=STEP_SECONDS,
+                                         cap=RETRY_CAP_SECONDS))
 
 
 def merged(status: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +95,8 @@ class BackfillReconciler:
         self.wake: Callable[[], None] | None = None
         self._tuning_lock = threading.Lock()
         self._retired = False
+        # Passes in a row that ended in a retryable error: the retry backs off.
+        self._failures = 0
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self.wake = wake
@@ -98,6 +124,9 @@ class BackfillReconciler:
             yield not self._retired
 
     def _drop_service(self) -> None:
+        # The workers copy with this service's clients: they stop with them (and start
+        # again on the next service).
+        self.stop_workers()
         if self._service is not None:
             self._service.ep.close()
             self._service = None
@@ -135,17 +164,23 @@ class BackfillReconciler:
             spec = parse_spec(BackfillSpec, body["spec"])
             svc = self.service(spec, generation)
             step = restore_step if spec.method == "restore" else copy_step
-            return step(self, svc, spec, phase, status, generation)
+            outcome = step(self, svc, spec, phase, status, generation)
+            self._failures = 0
+            return outcome
         except FerryError as exc:
-            if not exc.retryable:
+            # Refused credentials once the copy started wait for the Secret to be
+            # mended (a rotation half done) rather than throw the progress away.
+            waits = isinstance(exc, AuthenticationFailed) and phase in (
+                P.RUNNING, P.PAUSED, P.VERIFYING)
+            if not exc.retryable and not waits:
                 self.stop_workers()
                 return self.fail(status, generation, exc)
-            self._drop_service()  # rebuild clients next time (e.g. a rotated Secret)
-            return Outcome({"phase": status.get("phase") or P.PENDING,
-                            "message": exc.message, "observedGeneration": generation,
-                            "conditions": conditions_for(
-                                status.get("conditions") or [], phase, exc.code,
-                                exc.message, generation)}, [], ERROR_RETRY_SECONDS)
+            if not isinstance(exc, ClusterUnreachable):
+                # An outage needs no new clients, and the workers wait it out with
+                # theirs (stopping them would hold this pass while they retry).
+                self._drop_service()  # rebuild clients next time (e.g. a rotated Secret)
+            self._failures += 1
+            return waiting(status, phase, generation, exc, self._failures)
 
     def _settle_tuning(self, body: dict[str, Any], generation: int | None) -> Outcome:
         """An end phase whose tuned target settings are not restored yet (the target

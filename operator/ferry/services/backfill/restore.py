@@ -7,7 +7,8 @@ same progress block the copy method fills, and the restored indices are verified
 against the per-index document counts the Snapshot recorded when it was taken.
 
 Free of kopf; every request goes through the target's :class:`Engine`.
-``restore_refusal`` and ``rename_groups`` are pure and unit-tested.
+``restore_refusal`` (the :data:`RESTORES` table of version pairs) and ``rename_groups``
+are pure and unit-tested.
 """
 
 from __future__ import annotations
@@ -42,48 +43,56 @@ def _guess_engine(version: str) -> str:
     return "opensearch" if version_tuple(version)[0] in (1, 2, 3) else "elasticsearch"
 
 
+# The one table of restore pairs: (target engine, target major) → the (engine, major)
+# of the indices its snapshots may hold, from what each engine documents. Elasticsearch
+# reads its own and the previous major; OpenSearch forked from Elasticsearch 7.10.2 and
+# reads what that version's Lucene (8) reads at 1.x (ES 6 and 7), Lucene 9 at 2.x (ES 7,
+# OpenSearch 1 and 2), Lucene 10 at 3.x (OpenSearch 2 and 3). A target major not listed
+# is refused: Ferry does not guess what a version it does not know can read.
+RESTORES: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {
+    ("elasticsearch", 5): (("elasticsearch", 2), ("elasticsearch", 5)),
+    ("elasticsearch", 6): (("elasticsearch", 5), ("elasticsearch", 6)),
+    ("elasticsearch", 7): (("elasticsearch", 6), ("elasticsearch", 7)),
+    ("elasticsearch", 8): (("elasticsearch", 7), ("elasticsearch", 8)),
+    ("elasticsearch", 9): (("elasticsearch", 8), ("elasticsearch", 9)),
+    ("opensearch", 1): (("elasticsearch", 6), ("elasticsearch", 7), ("opensearch", 1)),
+    ("opensearch", 2): (("elasticsearch", 7), ("opensearch", 1), ("opensearch", 2)),
+    ("opensearch", 3): (("opensearch", 2), ("opensearch", 3)),
+}
+# The last Elasticsearch version OpenSearch forked from: no OpenSearch reads a later one.
+FORK = (7, 10, 2)
+
+
+def _readable(reads: tuple[tuple[str, int], ...]) -> str:
+    """``Elasticsearch 6.x, Elasticsearch 7.x and OpenSearch 1.x`` for a table row."""
+    words = [f"{engine_name(engine)} {major}.x" for engine, major in reads]
+    return ", ".join(words[:-1]) + f" and {words[-1]}"
+
+
 def restore_refusal(src_engine: str, src_version: str, tgt_engine: str, tgt_version: str
                     ) -> str | None:
     """Why a snapshot written by one engine version cannot be restored into another, or
-    None when the pair can restore. What each engine documents:
-
-    - no engine restores a snapshot written by a newer version of itself;
-    - Elasticsearch restores indices created by its own and the previous major only, and
-      never reads OpenSearch snapshots;
-    - OpenSearch forked from Elasticsearch 7.10.2: it never reads snapshots of later
-      Elasticsearch versions; OpenSearch 1.x reads Elasticsearch 6.x and 7.x indices,
-      2.x reads Elasticsearch 7.x and OpenSearch 1.x/2.x, 3.x reads OpenSearch 2.x/3.x.
-    """
+    None when the pair can restore: the :data:`RESTORES` row of the target, plus two
+    rules no row can say — no engine restores a snapshot of a newer version of itself,
+    and no OpenSearch reads Elasticsearch after 7.10.2."""
     src, tgt = version_tuple(src_version), version_tuple(tgt_version)
-    written = f"a snapshot written by {engine_name(src_engine)} {src_version}"
-    into = f"{engine_name(tgt_engine)} {tgt_version}"
-    if src_engine == "opensearch" and tgt_engine == "elasticsearch":
-        return f"{written} cannot be restored into {into}: Elasticsearch does not read " \
-            "OpenSearch snapshots"
+    why = f"a snapshot written by {engine_name(src_engine)} {src_version} cannot be " \
+        f"restored into {engine_name(tgt_engine)} {tgt_version}: "
     if src_engine == tgt_engine and src > tgt:
-        return f"{written} cannot be restored into {into}: an engine never restores a " \
-            "snapshot of a newer version"
-    if tgt_engine == "elasticsearch":
-        if tgt[0] - src[0] > 1:
-            return f"{written} cannot be restored into {into}: Elasticsearch {tgt[0]} " \
-                f"reads indices created by Elasticsearch {tgt[0] - 1} or later"
+        return why + "an engine never restores a snapshot of a newer version"
+    if src_engine == "elasticsearch" and tgt_engine == "opensearch" and src > FORK:
+        return why + "OpenSearch forked from Elasticsearch 7.10.2 and cannot read later " \
+            "Elasticsearch snapshots"
+    reads = RESTORES.get((tgt_engine, tgt[0]))
+    if reads is None:
+        return why + f"Ferry does not know which snapshots {engine_name(tgt_engine)} " \
+            f"{tgt[0]} restores"
+    if (src_engine, src[0]) in reads:
         return None
-    if src_engine == "elasticsearch":
-        if src > (7, 10, 2):
-            return f"{written} cannot be restored into {into}: OpenSearch forked from " \
-                "Elasticsearch 7.10.2 and cannot read later Elasticsearch snapshots"
-        oldest = {1: 6, 2: 7}.get(tgt[0])
-        if oldest is None:
-            return f"{written} cannot be restored into {into}: OpenSearch {tgt[0]} reads " \
-                "indices created by OpenSearch 2 or later only"
-        if src[0] < oldest:
-            return f"{written} cannot be restored into {into}: OpenSearch {tgt[0]} reads " \
-                f"indices created by Elasticsearch {oldest}.0 or later"
-        return None
-    if tgt[0] - src[0] > 1:
-        return f"{written} cannot be restored into {into}: OpenSearch {tgt[0]} reads " \
-            f"indices created by OpenSearch {tgt[0] - 1} or later"
-    return None
+    if src_engine == "opensearch" and tgt_engine == "elasticsearch":
+        return why + "Elasticsearch does not read OpenSearch snapshots"
+    return why + f"{engine_name(tgt_engine)} {tgt[0]} restores indices created by " \
+        f"{_readable(reads)} only"
 
 
 def _java_replacement(text: str) -> str:

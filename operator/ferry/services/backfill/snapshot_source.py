@@ -359,6 +359,6 @@ class SnapshotItemStore(WorkItemStore):
         self._merge(item)
         return super().release(item)
 
-    def complete(self, item: WorkItem) -> bool:
+    def complete(self, item: WorkItem, holder: str | None = None) -> bool:
         self._merge(item)
-        return super().complete(item)
+        return super().complete(item, holder)

@@ -133,6 +133,9 @@ def index_rows(plan_indices: list[dict[str, Any]], summary: Summary,
                "docsTotal": index["docs"],
                "docsMigrated": summary.per_index.get(index["source"], {}).get("docs", 0)}
         if index["source"] in checked:
+            # Verified: the source's count then, not the plan's (documents written to
+            # the source during the copy show as the difference they make).
+            row["docsTotal"] = checked[index["source"]].get("docsTotal", index["docs"])
             row["targetCount"] = checked[index["source"]]["targetCount"]
             row["verified"] = checked[index["source"]]["verified"]
         rows.append(row)

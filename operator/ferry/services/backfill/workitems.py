@@ -5,8 +5,10 @@ Any number of workers â€” threads in the operator, or `ferry worker` processes â
 the items: a worker claims one under a lease (holder + expiry) with optimistic
 concurrency (``if_seq_no``/``if_primary_term``), renews the lease with every
 checkpoint, and a crashed worker's item is claimed again once its lease expires,
-resuming from its checkpoint. Beside the items it keeps the whole plan and the
-original settings of the target indices tuned for the copy.
+resuming from its checkpoint. Beside the items it keeps the whole plan, the
+original settings of the target indices tuned for the copy, and one member document per
+process copying (holder + expiry, renewed like a lease) by which the processes share
+the throttle.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from ferry.errors import TargetRejected
 PLAN_ID = "plan"
 # The original settings of tuned target indices (services/backfill/tuning.py).
 TUNING_ID = "tuning"
+# A process copying for the Backfill (its throttle share; services/backfill/pool.py).
+MEMBER_PREFIX = "member-"
 # The end of an open-ended item: documents written after planning get higher _seq_nos,
 # so a shard's last range has no upper bound (any value above every real _seq_no).
 OPEN_END = 2 ** 62
@@ -42,6 +46,7 @@ MAPPING = {
         "holder": {"type": "keyword"},
         "lease_until": {"type": "long"},
         "checkpoint": {"type": "long"},
+        "cursor": {"type": "keyword", "index": False, "doc_values": False},
         "docs_estimate": {"type": "long"},
         "docs_done": {"type": "long"},
         "docs_failed": {"type": "long"},
@@ -63,6 +68,14 @@ def coordination_index(uid: str) -> str:
     return f".ferry-backfill-{uid}"
 
 
+def _position(checkpoint: int | str) -> dict[str, Any]:
+    """A string checkpoint is kept in ``cursor`` (a long cannot hold it), ``checkpoint``
+    then -1."""
+    if isinstance(checkpoint, str):
+        return {"checkpoint": -1, "cursor": checkpoint}
+    return {"checkpoint": checkpoint}
+
+
 @dataclass
 class WorkItem:
     id: str
@@ -71,7 +84,9 @@ class WorkItem:
     shard: int
     seq_from: int
     seq_to: int
-    checkpoint: int
+    # Where the item's reader is: a _seq_no (live ES 6+/OpenSearch), a count of documents
+    # (snapshot files), or a string cursor (ES 5.6: the last _uid handed over).
+    checkpoint: int | str
     docs_estimate: int = 0
     docs_done: int = 0
     docs_failed: int = 0
@@ -85,7 +100,8 @@ class WorkItem:
     def from_hit(cls, hit: dict[str, Any]) -> WorkItem:
         s = hit["_source"]
         return cls(id=hit["_id"], index=s["index"], target=s["target"], shard=s["shard"],
-                   seq_from=s["seq_from"], seq_to=s["seq_to"], checkpoint=s["checkpoint"],
+                   seq_from=s["seq_from"], seq_to=s["seq_to"],
+                   checkpoint=s.get("cursor", s["checkpoint"]),
                    docs_estimate=s.get("docs_estimate", 0), docs_done=s.get("docs_done", 0),
                    docs_failed=s.get("docs_failed", 0), bytes_done=s.get("bytes_done", 0),
                    claims=s.get("claims", 0), failures=s.get("failures") or [],
@@ -95,7 +111,7 @@ class WorkItem:
         return {"kind": "item", "index": self.index, "target": self.target,
                 "shard": self.shard, "seq_from": self.seq_from, "seq_to": self.seq_to,
                 "state": state, "holder": holder, "lease_until": lease_until,
-                "checkpoint": self.checkpoint, "docs_estimate": self.docs_estimate,
+                **_position(self.checkpoint), "docs_estimate": self.docs_estimate,
                 "docs_done": self.docs_done, "docs_failed": self.docs_failed,
                 "bytes_done": self.bytes_done, "claims": self.claims,
                 "failures": self.failures[-FAILURES_PER_ITEM:], "updated": now_ms()}
@@ -273,11 +289,36 @@ class WorkItemStore:
     def release(self, item: WorkItem) -> bool:
         return self._save(item, "waiting", None, 0)
 
-    def complete(self, item: WorkItem) -> bool:
-        return self._save(item, "done", None, 0)
+    def complete(self, item: WorkItem, holder: str | None = None) -> bool:
+        # The last holder stays on a done item (no lease: state "done" is never claimed),
+        # so the coordination index tells who copied what.
+        return self._save(item, "done", holder, 0)
 
     def all_done(self) -> bool:
         return self.summary(with_failures=False).finished
+
+    # -- members: the processes sharing the throttle --------------------------------------
+
+    def join(self, member: str, *, renewal: bool = False) -> int:
+        """Register (or renew) a process copying for this Backfill, live for one lease;
+        returns how many are live now. A first registration is refreshed at once, so
+        every other member's next count sees it."""
+        body = {"kind": "member", "holder": member, "lease_until": now_ms() + self.lease_ms,
+                "updated": now_ms()}
+        self.engine.request("PUT", self._doc(MEMBER_PREFIX + member), body=body,
+                            params=None if renewal else {"refresh": "true"},
+                            missing_ok=False)
+        return self.members()
+
+    def members(self) -> int:
+        found = self.engine.request("POST", f"{self._path}/_count", missing_ok=False, body={
+            "query": {"bool": {"filter": [{"term": {"kind": "member"}},
+                                          {"range": {"lease_until": {"gte": now_ms()}}}]}}})
+        return int(found["count"])
+
+    def leave(self, member: str) -> None:
+        self.engine.request("DELETE", self._doc(MEMBER_PREFIX + member),
+                            params={"refresh": "true"})
 
     # -- reporting ----------------------------------------------------------------------
 

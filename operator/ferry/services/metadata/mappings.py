@@ -83,6 +83,22 @@ def mapping_types(mappings: Mapping[str, Any]) -> dict[str, Any] | None:
     return {k: v for k, v in mappings.items() if k != "_default_"}
 
 
+def type_changes(mappings: Mapping[str, Any]) -> list[str]:
+    """What making a typed mapping typeless changes, for the report: the type names
+    dropped, and a ``_default_`` mapping left out (Elasticsearch 5/6 merged it into each
+    type when the type was created, so its fields are already in the types; what is lost
+    is only its use for new types, which a typeless target has none of)."""
+    types = mapping_types(mappings)
+    if types is None:
+        return []
+    notes = [f"mapping type{'s' if len(types) > 1 else ''} "
+             f"{', '.join(sorted(types))} made typeless"] if types else []
+    if "_default_" in mappings:
+        notes.append("the _default_ mapping was dropped (a typeless target has no mapping "
+                     "types for it to apply to; its fields are in the type's mapping)")
+    return notes
+
+
 def merge_types(types: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Merge several mapping types into one typeless mapping: (mapping, conflicts)."""
     merged: dict[str, Any] = {}

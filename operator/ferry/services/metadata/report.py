@@ -41,6 +41,22 @@ class Item:
         return out
 
 
+# The reason code of a closed source index (the Backfill's failure reason too).
+INDEX_CLOSED = "IndexClosed"
+
+
+def closed_items(names: list[str], policy: str) -> list[Item]:
+    """The report's rows for closed source indices the spec selects: Skipped with
+    spec.closedIndices Skip; otherwise (only Evaluate mode gets this far) Incompatible,
+    saying what Create would do."""
+    if policy == "Skip":
+        return [Item(INDEX, name, "Skipped", f"{INDEX_CLOSED}: the source index is closed; "
+                     "left out (spec.closedIndices: Skip)") for name in names]
+    return [Item(INDEX, name, "Incompatible", f"{INDEX_CLOSED}: the source index is closed "
+                 "and cannot be read; Create fails unless it is opened, left out of "
+                 "spec.indices, or spec.closedIndices is Skip") for name in names]
+
+
 @dataclass
 class MetadataResult:
     mode: str

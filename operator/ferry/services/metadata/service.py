@@ -38,6 +38,7 @@ from ferry.services.metadata.report import (
     Item,
     MetadataResult,
 )
+from ferry.services.metadata.targets import copy_problem, modernize
 
 log = logging.getLogger("ferry.metadata")
 
@@ -83,6 +84,12 @@ COMPONENT_TEMPLATES = TemplateKind(
 COMPOSABLE_TEMPLATES = TemplateKind(
     COMPOSABLE, "/_index_template", "index_templates", "index_template",
     absent="the target has no composable index templates", nested=True, composed=True)
+
+
+def _note(item: Item, notes: list[str]) -> None:
+    """Add what a transform changed to the item's reason, after what is there."""
+    if notes:
+        item.reason = "; ".join([item.reason, *notes] if item.reason else notes)
 
 
 class MetadataService:
@@ -269,6 +276,7 @@ class MetadataService:
             if problem:
                 item.action, item.reason = "Incompatible", f"the template {problem}"
                 continue
+            mappings, modern = modernize(mappings, self.source.info(), self.target.info())
             settings = idx.creatable_settings(parts.get("settings") or {}, None)
             if evaluate and kind.composed:
                 # The components may not exist on the target yet: validate the composition.
@@ -292,6 +300,7 @@ class MetadataService:
                     item.action = "Created"
             if item.action in ("Created", "WouldCreate"):
                 available[name] = {"settings": settings, "mappings": mappings}
+                _note(item, transforms.type_changes(parts.get("mappings") or {}) + modern)
         return available
 
     def _template_item(self, result: MetadataResult, kind: str, name: str,
@@ -313,11 +322,7 @@ class MetadataService:
             meta.get("mappings") or {}, self.spec.metadata.multi_type_mappings)
         if problem:
             return f"the index {problem}"
-        if method == "copy" and (mappings.get("_source") or {}).get("enabled") is False:
-            return ("_source is disabled: the copy method reads documents back from "
-                    "_source, so they cannot be copied; use method restore, or exclude "
-                    "the index")
-        return None
+        return copy_problem(mappings, method, self.target.info())
 
     def _index(self, result: MetadataResult, source: str, target: str,
                got: Mapping[str, Any], mode: str, method: str) -> Item:
@@ -328,6 +333,7 @@ class MetadataService:
             return item
         mappings, _ = transforms.unify_mappings(got.get("mappings") or {},
                                                 self.spec.metadata.multi_type_mappings)
+        mappings, modern = modernize(mappings, self.source.info(), self.target.info())
         source_field = mappings.get("_source") or {}
         if method == "copy" and (source_field.get("excludes") or source_field.get("includes")):
             item.reason = ("fields left out of _source are not copied (_source "
@@ -353,8 +359,10 @@ class MetadataService:
                                           self.spec.metadata.target_replicas)
         mappings["_meta"] = {**(mappings.get("_meta") or {}), META_KEY: self.uid}
         aliases = self._selected_aliases(got.get("aliases") or {}) if mode != "Skip" else {}
+        changes = transforms.type_changes(got.get("mappings") or {}) + modern
         if mode == "Evaluate":
             self._simulate(item, settings, mappings, aliases, True)
+            _note(item, changes)
             return item
         if self._shard_limit is not None:
             item.action, item.reason = "TargetRejected", self._shard_limit
@@ -375,6 +383,7 @@ class MetadataService:
             return False
 
         if self._create(item, settings, put, drop_alias):
+            _note(item, changes)
             log.info("created index %s on %s (%d settings removed)", target, self.target.url,
                      len(item.removed))
         elif item.action == "AlreadyExists":
