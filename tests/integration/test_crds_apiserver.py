@@ -445,6 +445,61 @@ def test_status_subresource(quiet_kube: KubeAPIServer, quiet_namespace: str) -> 
     assert "opensearch" in table and "green" in table
 
 
+# What shapes a Backfill's plan, each with a value other than BACKFILL_PLANNED's.
+PLAN_CHANGES = {
+    "indices": ["logs-*"],
+    "closedIndices": "Skip",
+    "targetNaming": {"prefix": "new-"},
+    "metadata": {"mode": "Evaluate"},
+    "method": "restore",
+    "source": {"snapshotRef": {"name": "other"}},
+    "restore": {"includeAliases": False},
+}
+BACKFILL_PLANNED = _with(BACKFILL, source={"snapshotRef": {"name": "s"}})
+
+
+def test_plan_fields_change_until_the_backfill_started_then_are_refused(
+        quiet_kube: KubeAPIServer, quiet_namespace: str) -> None:
+    """The stored status decides: unset, Pending and Evaluated take a change of what
+    shapes the plan (the operator plans again); from Planning on the API server refuses
+    it, naming each field, while other fields (paused) still change."""
+    kube, ns = quiet_kube, quiet_namespace
+    changed = _with(BACKFILL_PLANNED, **PLAN_CHANGES)
+
+    def stored() -> dict[str, Any]:
+        spec = json.loads(kube.kubectl("get", "-n", ns, "backfill", "b1", "-o",
+                                       "json").stdout)["spec"]
+        return {field: spec.get(field) for field in PLAN_CHANGES}
+
+    assert _apply(kube, ns, BACKFILL_PLANNED).returncode == 0
+    default = stored()
+    # `replace` sends the whole spec: a field left out is removed (or defaulted) too.
+    assert _apply(kube, ns, changed, verb="replace").returncode == 0
+    new = stored()
+    assert all(new[f] != default[f] for f in PLAN_CHANGES), (new, default)
+    for phase, manifest, want in (("Pending", BACKFILL_PLANNED, default),
+                                  ("Evaluated", changed, new)):
+        _status(kube, ns, "backfill", "b1", {"phase": phase})
+        result = _apply(kube, ns, manifest, verb="replace")
+        assert result.returncode == 0, (phase, result.stderr)
+        assert stored() == want, phase
+    for phase in ("MigratingMetadata", "Running", "Failed"):
+        _status(kube, ns, "backfill", "b1", {"phase": phase})
+        result = _apply(kube, ns, BACKFILL_PLANNED, verb="replace")
+        assert result.returncode != 0, f"the plan changed in phase {phase}"
+        for field in PLAN_CHANGES:
+            assert f"spec.{field}: Forbidden: spec.{field} cannot change once the " \
+                "Backfill has started" in result.stderr, (field, result.stderr)
+        assert "delete and re-create" in result.stderr
+        assert stored() == new
+    # Only the plan is fixed: a control such as paused still changes mid-run.
+    result = _apply(kube, ns, {**changed, "spec": {**changed["spec"], "paused": True}},
+                    verb="replace")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(kube.kubectl("get", "-n", ns, "backfill", "b1", "-o", "json")
+                      .stdout)["spec"]["paused"] is True
+
+
 def test_status_is_validated(crds: KubeAPIServer, namespace: str) -> None:
     assert _apply(crds, namespace, CLUSTER).returncode == 0
     result = crds.kubectl("patch", "-n", namespace, "cluster", "c1", "--subresource=status",
