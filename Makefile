@@ -77,6 +77,10 @@ bench-backfill: testbed ## Backfill throughput: Ferry 1/2/4 workers vs _reindex,
 bench-docs: ## the benchmark table in docs/benchmarks.md, from docs/bench/backfill.json (copy a run's JSON there first)
 	cd hack && ../$(PY) -m bench.report --json ../docs/bench/backfill.json --docs ../docs/benchmarks.md
 
+.PHONY: compat-docs
+compat-docs: ## docs/compatibility.md (and .json) from the last test run's version-matrix results
+	cd hack && ../$(PY) -m compat_table --save
+
 # -- the demo -----------------------------------------------------------------------------
 .PHONY: demo demo-down
 demo: testbed ## the main job on a local stack: ES 7.10 -> OpenSearch 2.19, 100k documents

@@ -10,6 +10,7 @@ pool starts each node once (at most three stay alive).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -48,8 +49,9 @@ def doc_path(node: SearchNode, index: str, doc_id: int) -> str:
 
 
 def check_cluster_ready(engine: str, version: str, kube: KubeAPIServer, namespace: str,
-                        search_nodes: NodePool) -> None:
+                        search_nodes: NodePool, matrix_case: Callable[..., None]) -> None:
     node = search_nodes.get(engine, version)
+    matrix_case("cluster", node)
     index = f"matrix-{uuid.uuid4().hex[:6]}"
     node.request("PUT", f"/{index}", {"settings": {"number_of_shards": 2,
                                                    "number_of_replicas": 0}})
@@ -87,8 +89,9 @@ OPENSEARCH = [v for v in MATRIX if v[0] == "opensearch"]
                          ids=[f"{e}-{v}" for e, v in ELASTICSEARCH])
 def test_cluster_ready_on_every_elasticsearch(engine: str, version: str,
                                               kube: KubeAPIServer, operator: OperatorProcess,
-                                              namespace: str, search_nodes: NodePool) -> None:
-    check_cluster_ready(engine, version, kube, namespace, search_nodes)
+                                              namespace: str, search_nodes: NodePool,
+                                              matrix_case: Callable[..., None]) -> None:
+    check_cluster_ready(engine, version, kube, namespace, search_nodes, matrix_case)
 
 
 def test_es8_native_basic_auth_and_ca(kube: KubeAPIServer, operator: OperatorProcess,
@@ -124,8 +127,9 @@ def test_es8_native_basic_auth_and_ca(kube: KubeAPIServer, operator: OperatorPro
                          ids=[f"{e}-{v}" for e, v in OPENSEARCH])
 def test_cluster_ready_on_every_opensearch(engine: str, version: str, kube: KubeAPIServer,
                                            operator: OperatorProcess, namespace: str,
-                                           search_nodes: NodePool) -> None:
-    check_cluster_ready(engine, version, kube, namespace, search_nodes)
+                                           search_nodes: NodePool,
+                                           matrix_case: Callable[..., None]) -> None:
+    check_cluster_ready(engine, version, kube, namespace, search_nodes, matrix_case)
 
 
 def test_opensearch_compatibility_mode_still_reports_the_real_version(

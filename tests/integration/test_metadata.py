@@ -345,7 +345,9 @@ def snapshot(name: str, cluster_ref: str, repo: str, location: Path, indices: li
 
 def test_restore_an_elasticsearch_snapshot_into_opensearch(
         kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
-        opensearch: SearchNode, namespace: str, shared_repo: Path) -> None:
+        opensearch: SearchNode, namespace: str, shared_repo: Path,
+        matrix_case: Callable[..., None]) -> None:
+    matrix_case("restore", elasticsearch, opensearch)
     tag = f"rs{uuid.uuid4().hex[:6]}"
     counts = {f"{tag}-orders": datagen.load(elasticsearch, datagen.orders_index(
                   f"{tag}-orders", shards=2), datagen.order_docs(12_000)),

@@ -123,8 +123,9 @@ def indices() -> Iterator[list[tuple[SearchNode, str]]]:
 def test_snapshot_completes_is_verified_adopted_and_deleted(
         request: pytest.FixtureRequest, engine: str, kube: KubeAPIServer,
         operator: OperatorProcess, namespace: str,
-        indices: list[tuple[SearchNode, str]]) -> None:
+        indices: list[tuple[SearchNode, str]], matrix_case: Callable[..., None]) -> None:
     node: SearchNode = request.getfixturevalue(engine)
+    matrix_case("snapshot adoption and deletionPolicy Delete", node)
     tag = uuid.uuid4().hex[:6]
     layout = {f"logs-{tag}-a": (2, 30), f"logs-{tag}-b": (1, 7), f"orders-{tag}": (3, 45)}
     for index, (shards, docs) in layout.items():

@@ -8,7 +8,7 @@ resource recorded.
 
 Each source version is one module-scoped ``taken`` parameter, so pytest runs its tests
 together and the pool starts each node once, in MATRIX order. The results of the copy
-and snapshot cases go to build/matrix/results-snapshot.json for the compatibility table.
+and snapshot cases go to the compatibility table (``matrix_case``, docs/compatibility.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,6 @@ from testbed.search import SearchNode, release
 
 pytestmark = pytest.mark.integration
 
-RESULTS = Path(__file__).resolve().parents[2] / "build" / "matrix" / "results-snapshot.json"
 COPY = "copy from snapshot files"
 # Every source version but OpenSearch 3, the newest (it is a target here).
 SOURCES = [(e, v) for e, v in MATRIX if (e, v.split(".")[0]) != ("opensearch", "3")]
@@ -148,44 +147,6 @@ def load(node: SearchNode, taken: Taken) -> None:
     node.request("POST", f"/{taken.indices}/_flush")
 
 
-# -- results for the compatibility table ----------------------------------------------
-
-
-class Results:
-    """Rows of this module's cases; a row is written failed and turned passed by the
-    test's last line, so a case that failed midway stays failed."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def case(self, request: pytest.FixtureRequest, method: str, source: Taken,
-             target: SearchNode | None = None) -> dict[str, Any]:
-        row = {"source": {"engine": source.engine, "version": source.node.installed_version},
-               "target": None if target is None else {
-                   "engine": target.engine, "version": target.installed_version},
-               "method": method, "test": request.node.nodeid, "pass": False}
-        self.rows.append(row)
-        return row
-
-    def write(self) -> None:
-        """Merged with the file's rows of tests that did not run this time."""
-        old: list[dict[str, Any]] = []
-        if RESULTS.exists():
-            old = json.loads(RESULTS.read_text()).get("results", [])
-        ran = {r["test"] for r in self.rows}
-        rows = [r for r in old if r["test"] not in ran] + self.rows
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"written": datetime.now(UTC).isoformat(),
-                                       "results": rows}, indent=1, ensure_ascii=False))
-
-
-@pytest.fixture(scope="module")
-def results() -> Iterator[Results]:
-    out = Results()
-    yield out
-    out.write()
-
-
 # -- one source version: node, data, Cluster, Snapshot --------------------------------
 
 
@@ -232,17 +193,15 @@ def taken(request: pytest.FixtureRequest, kube: KubeAPIServer, operator: Operato
         kube.wait_for("snapshot", namespace, "snap", snapshot_settled, timeout=180)
         yield out
     finally:
-        for kinds in ("backfills.ferry.dev,snapshots.ferry.dev", "clusters.ferry.dev"):
-            kube.kubectl("delete", "-n", namespace, "--wait=true", "--timeout=150s",
-                         "--ignore-not-found", kinds, "--all", check=False, timeout=180)
-        kube.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        kube.drop_namespace(namespace)
         delete_indices(opensearch, f"{namespace}-*")
         if private:
             node.stop()
         elif node.running:  # the pool may have stopped it for a target already
             delete_indices(node, out.indices)
             node.request("DELETE", f"/_snapshot/{out.repo}")
-            search_nodes.release(engine, version)  # no later test needs it
+            # Kept running: the next tests in the run's order use the same node
+            # (conftest NODE_ORDER); the pool stops it when room is needed.
 
 
 def delete_indices(node: SearchNode, pattern: str) -> None:
@@ -272,9 +231,9 @@ def ids(cases: list[tuple[str, str]]) -> list[str]:
 
 @pytest.mark.parametrize("taken", SOURCES, ids=ids(SOURCES), indirect=True)
 def test_snapshot_completes_and_is_verified_on_each_source_version(
-        request: pytest.FixtureRequest, kube: KubeAPIServer, taken: Taken,
-        results: Results) -> None:
-    row = results.case(request, "snapshot (Completed + Verified)", taken)
+        kube: KubeAPIServer, taken: Taken,
+        matrix_case: Callable[..., None]) -> None:
+    matrix_case("snapshot (Completed + Verified)", taken.node)
     o = kube.get("snapshot", taken.namespace, "snap")
     assert o is not None
     status = o["status"]
@@ -302,19 +261,18 @@ def test_snapshot_completes_and_is_verified_on_each_source_version(
         assert rows[index]["shardsTotal"] == rows[index]["shardsDone"] == taken.shards[index]
     # The test's own reading: top-level live documents, deletes and old versions out.
     assert status["documents"] == sum(len(d) for d in taken.docs.values()) == 35 + 0 + 99
-    row["pass"] = True
 
 
 @pytest.mark.parametrize("taken", UNTAGGED, ids=ids(UNTAGGED), indirect=True)
 def test_untagged_snapshots_are_adopted_and_deleted_by_uuid_and_start_time(
-        request: pytest.FixtureRequest, kube: KubeAPIServer, operator: OperatorProcess,
-        taken: Taken, results: Results) -> None:
+        kube: KubeAPIServer, operator: OperatorProcess,
+        taken: Taken, matrix_case: Callable[..., None]) -> None:
     """No owner tag before ES 7.3: a restarted operator takes its own snapshot back by
     what its status recorded (uuid, start time); a re-created resource adopts it; a
     snapshot the test takes itself — another name of the same pattern, or the same name
     after the resource's own one was deleted — is never deleted by deletionPolicy
     Delete; the resource's own snapshot is."""
-    row = results.case(request, "snapshot adoption and deletionPolicy Delete", taken)
+    matrix_case("snapshot adoption and deletionPolicy Delete", taken.node)
     ns, node, repo = taken.namespace, taken.node, taken.repo
 
     def snapshot(name: str, snap: str, policy: str = "Delete") -> dict[str, Any]:
@@ -381,7 +339,6 @@ def test_untagged_snapshots_are_adopted_and_deleted_by_uuid_and_start_time(
         assert "Retained" in [e["reason"] for e in kube.events(ns, name)], name
     for snap in ("nightly-2", "nightly-3", "nightly-4"):
         node.request("DELETE", f"/_snapshot/{repo}/{snap}")
-    row["pass"] = True
 
 
 def copy_from(name: str, target: str, prefix: str) -> dict[str, Any]:
@@ -412,21 +369,20 @@ def check_copy(kube: KubeAPIServer, taken: Taken, target: SearchNode, name: str,
 
 @pytest.mark.parametrize("taken", SOURCES, ids=ids(SOURCES), indirect=True)
 def test_copy_from_snapshot_files_into_opensearch_2_19(
-        request: pytest.FixtureRequest, kube: KubeAPIServer, operator: OperatorProcess,
-        opensearch: SearchNode, taken: Taken, results: Results) -> None:
-    row = results.case(request, COPY, taken, opensearch)
+        kube: KubeAPIServer, operator: OperatorProcess,
+        opensearch: SearchNode, taken: Taken, matrix_case: Callable[..., None]) -> None:
+    matrix_case(COPY, taken.node, opensearch)
     prefix = f"{taken.namespace}-"
     kube.apply(taken.namespace, copy_from("copy", "target", prefix))
     check_copy(kube, taken, opensearch, "copy", prefix)
-    row["pass"] = True
 
 
 @pytest.mark.parametrize("taken", ES68, ids=ids(ES68), indirect=True)
 def test_es68_snapshot_files_into_opensearch_3(
-        request: pytest.FixtureRequest, kube: KubeAPIServer, operator: OperatorProcess,
-        search_nodes: NodePool, taken: Taken, results: Results) -> None:
+        kube: KubeAPIServer, operator: OperatorProcess,
+        search_nodes: NodePool, taken: Taken, matrix_case: Callable[..., None]) -> None:
     target = search_nodes.get("opensearch", "3")
-    row = results.case(request, COPY, taken, target)
+    matrix_case(COPY, taken.node, target)
     prefix = f"{taken.namespace}-"
     kube.apply(taken.namespace, obj("Cluster", "target3", endpoint=target.url),
                copy_from("copy3", "target3", prefix))
@@ -434,4 +390,55 @@ def test_es68_snapshot_files_into_opensearch_3(
         check_copy(kube, taken, target, "copy3", prefix)
     finally:
         delete_indices(target, f"{prefix}*")
-    row["pass"] = True
+
+
+@pytest.mark.parametrize("taken", SOURCES, ids=ids(SOURCES), indirect=True)
+def test_live_copy_into_opensearch_2_19(
+        kube: KubeAPIServer, operator: OperatorProcess,
+        opensearch: SearchNode, taken: Taken, matrix_case: Callable[..., None]) -> None:
+    """The same data read live from the running source (``_seq_no`` windows per shard;
+    ``_uid`` order on ES 5), checked against the test's own reading as above."""
+    matrix_case("copy", taken.node, opensearch)
+    prefix = f"{taken.namespace}-live-"
+    kube.apply(taken.namespace, obj(
+        "Backfill", "live", sourceRef={"name": "source"}, targetRef={"name": "target"},
+        method="copy", indices=[taken.indices], targetNaming={"prefix": prefix},
+        metadata={"targetReplicas": 0}, verify={"counts": True, "sampleSize": 50}))
+    check_copy(kube, taken, opensearch, "live", prefix)
+
+
+# OpenSearch 3 restores OpenSearch 2 snapshots, and refuses Elasticsearch 7's (Lucene 8).
+INTO_3 = [("elasticsearch", "7.10.2"), ("opensearch", "2.19")]
+
+
+@pytest.mark.parametrize("taken", INTO_3, ids=ids(INTO_3), indirect=True)
+def test_restore_into_opensearch_3(
+        kube: KubeAPIServer, operator: OperatorProcess, search_nodes: NodePool,
+        taken: Taken, matrix_case: Callable[..., None]) -> None:
+    target = search_nodes.get("opensearch", "3")
+    allowed = taken.engine == "opensearch"
+    matrix_case("restore" if allowed else "restore refused", taken.node, target)
+    prefix = f"{taken.namespace}-r3-"
+    kube.apply(taken.namespace, obj("Cluster", "target3", endpoint=target.url), obj(
+        "Backfill", "restore3", sourceRef={"name": "source"}, targetRef={"name": "target3"},
+        method="restore", source={"snapshotRef": {"name": "snap"}},
+        targetNaming={"prefix": prefix}))
+    try:
+        o = kube.wait_for("backfill", taken.namespace, "restore3",
+                          lambda o: o["status"].get("phase") in (*DONE, "Failed"),
+                          timeout=180)
+        status = o["status"]
+        if allowed:
+            assert status["phase"] == "Completed", status
+            assert condition(o, "Verified")["status"] == "True", condition(o, "Verified")
+            for index, expected in taken.docs.items():
+                assert read_docs(target, prefix + index) == expected, index
+        else:
+            assert status["phase"] == "Failed", status
+            assert condition(o, "Failed")["reason"] == "IncompatibleVersions"
+            assert "Use method copy" in status["message"]
+            # Nothing written: no repository registered, no index restored.
+            assert taken.repo not in (target.request("GET", "/_snapshot") or {})  # type: ignore[operator]
+            assert target.request("GET", f"/_cat/indices/{prefix}*?format=json") == []
+    finally:
+        delete_indices(target, f"{prefix}*")
