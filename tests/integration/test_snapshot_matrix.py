@@ -442,3 +442,35 @@ def test_restore_into_opensearch_3(
             assert target.request("GET", f"/_cat/indices/{prefix}*?format=json") == []
     finally:
         delete_indices(target, f"{prefix}*")
+
+
+OS13 = [("opensearch", "1.3.20")]
+
+
+@pytest.mark.parametrize("taken", OS13, ids=ids(OS13), indirect=True)
+def test_copy_into_an_older_version_is_refused_before_writing(
+        kube: KubeAPIServer, operator: OperatorProcess, opensearch: SearchNode,
+        taken: Taken, matrix_case: Callable[..., None]) -> None:
+    """OpenSearch 2.19 → 1.3 (this version's node as the target): refused, naming why;
+    no index and no coordination index on the older node."""
+    matrix_case("copy refused", opensearch, taken.node)
+    index = f"{taken.namespace}-newer"
+    opensearch.request("PUT", f"/{index}", {"settings": {"number_of_replicas": 0}})
+    opensearch.request("POST", f"/{index}/_bulk?refresh=true",
+                       b'{"index":{"_id":"a"}}\n{"n":1}\n{"index":{"_id":"b"}}\n{"n":2}\n')
+    try:
+        kube.apply(taken.namespace, obj("Cluster", "newer", endpoint=opensearch.url,
+                                        readOnly=True),
+                   obj("Backfill", "down", sourceRef={"name": "newer"},
+                       targetRef={"name": "source"}, method="copy", indices=[index],
+                       targetNaming={"prefix": "down-"}))
+        o = kube.wait_for("backfill", taken.namespace, "down",
+                          lambda o: o["status"].get("phase") in DONE, timeout=120)
+        assert o["status"]["phase"] == "Failed", o["status"]
+        assert condition(o, "Failed")["reason"] == "IncompatibleVersions"
+        assert "a copy never goes to an older version" in o["status"]["message"]
+        uid = o["metadata"]["uid"]
+        assert taken.node.request("GET", "/_cat/indices/down-*,.ferry-backfill-*"
+                                  "?format=json&expand_wildcards=all") == [], uid
+    finally:
+        opensearch.request("DELETE", f"/{index}")

@@ -56,3 +56,31 @@ def test_indices_a_copy_cannot_move() -> None:
     assert "knn_vector" in problem
     assert copy_problem(vectors, "copy", ES8) is None  # Elasticsearch takes it as it is
     assert copy_problem({"properties": {"t": {"type": "text"}}}, "copy", OS2) is None
+
+
+def test_copy_pairs_outside_the_table_are_refused_naming_what_the_target_takes() -> None:
+    from ferry.clients.engine import EngineInfo
+    from ferry.services.metadata.targets import copy_refusal
+
+    def info(engine: str, version: str) -> EngineInfo:
+        return EngineInfo(engine, None, version)
+
+    allowed = [(("elasticsearch", "5.6.16"), ("opensearch", "2.19.6")),
+               (("elasticsearch", "6.8.23"), ("opensearch", "1.3.20")),
+               (("elasticsearch", "7.10.2"), ("elasticsearch", "8.15.5")),
+               (("elasticsearch", "8.15.5"), ("opensearch", "2.19.6")),
+               (("opensearch", "1.3.20"), ("opensearch", "3.3.2")),
+               (("opensearch", "2.19.6"), ("opensearch", "2.19.6")),
+               (("opensearch", "2.19.6"), ("elasticsearch", "7.10.2"))]  # the way back
+    for source, target in allowed:
+        assert copy_refusal(info(*source), info(*target)) is None, (source, target)
+    older = copy_refusal(info("opensearch", "2.19.6"), info("opensearch", "1.3.20"))
+    assert older is not None and "never goes to an older version" in older
+    fork = copy_refusal(info("opensearch", "2.19.6"), info("elasticsearch", "8.15.5"))
+    assert fork == ("method copy from OpenSearch 2.19.6 into Elasticsearch 8.15.5 is not "
+                    "supported: Elasticsearch 8.x takes copies from Elasticsearch "
+                    "5/6/7/8.x only")
+    es8_into_1 = copy_refusal(info("elasticsearch", "8.15.5"), info("opensearch", "1.3.20"))
+    assert es8_into_1 is not None and "Elasticsearch 5/6/7.x and OpenSearch 1.x" in es8_into_1
+    typed = copy_refusal(info("elasticsearch", "6.8.23"), info("elasticsearch", "6.8.23"))
+    assert typed is not None and "does not write into Elasticsearch 6.x" in typed

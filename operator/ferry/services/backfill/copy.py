@@ -15,7 +15,7 @@ from typing import Any
 
 from ferry.api.backfill import BackfillSpec
 from ferry.clients.engine import quote
-from ferry.errors import FerryError, TargetRejected
+from ferry.errors import FerryError, InvalidSpec, TargetRejected
 from ferry.services import indices as idx
 from ferry.services.backfill.copier import CopySettings, TokenBucket
 from ferry.services.backfill.documents import DocumentSource, SeqNoWindows, UidCursor, by_uid
@@ -38,6 +38,7 @@ from ferry.services.backfill.snapshot_source import (
 from ferry.services.backfill.workitems import WorkItemStore, coordination_index
 from ferry.services.indices import META_KEY
 from ferry.services.metadata.mappings import mapping_types
+from ferry.services.metadata.targets import copy_refusal
 from ferry.services.references import Endpoints
 
 SAMPLE_SEED = 42
@@ -80,6 +81,9 @@ class CopyService:
         if self.snapshot is not None:
             return plan_snapshot(self.snapshot, self.spec)
         assert self.ep.source is not None
+        refusal = copy_refusal(self.ep.source.info(), self.ep.target.info())
+        if refusal:
+            raise InvalidSpec(refusal, code="IncompatibleVersions")
         plan = plan_indices(self.ep.source, self.spec)
         if by_uid(self.ep.source):
             mappings = idx.Mappings(self.ep.source, (i.source for i in plan.indices))

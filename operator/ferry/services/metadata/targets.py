@@ -19,6 +19,8 @@ copy cannot move into the target as they are.
   as it was written.
 - Elasticsearch's ``dense_vector`` has no OpenSearch counterpart Ferry maps it to
   (OpenSearch's vector type is the k-NN plugin's ``knn_vector``, with other parameters).
+- Which pairs method copy takes at all (:data:`COPIES`), refused before anything is
+  written (restore has its own table, in services/backfill/restore.py).
 
 Free of I/O; unit-tested in tests/unit/test_metadata_targets.py.
 """
@@ -29,7 +31,7 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ferry.clients.engine import EngineInfo
+from ferry.clients.engine import EngineInfo, engine_name
 from ferry.services.metadata.legacy import modernize as modernize_source
 
 SHOWN = 5  # field names shown per kind of change; the rest are counted
@@ -110,3 +112,34 @@ def copy_problem(mapping: Mapping[str, Any], method: str, target: EngineInfo) ->
                     "with other parameters) and Ferry does not transform one into the "
                     "other yet; exclude the index, or create it on the target yourself")
     return None
+
+
+# Method copy: (target engine, major) -> the (engine, majors) of the sources Ferry copies
+# into it (what its transforms cover and the version matrix proves or aims at). A copy
+# never goes to an older version of the same engine; back from OpenSearch only into
+# Elasticsearch 7 (the fork's own line: a way back after a migration); and Ferry writes
+# typeless mappings, so no Elasticsearch 5/6 target.
+COPIES: dict[tuple[str, int], tuple[tuple[str, tuple[int, ...]], ...]] = {
+    ("opensearch", 1): (("elasticsearch", (5, 6, 7)), ("opensearch", (1,))),
+    ("opensearch", 2): (("elasticsearch", (5, 6, 7, 8)), ("opensearch", (1, 2))),
+    ("opensearch", 3): (("elasticsearch", (5, 6, 7, 8)), ("opensearch", (1, 2, 3))),
+    ("elasticsearch", 7): (("elasticsearch", (5, 6, 7)), ("opensearch", (1, 2))),
+    ("elasticsearch", 8): (("elasticsearch", (5, 6, 7, 8)),),
+}
+
+
+def copy_refusal(source: EngineInfo, target: EngineInfo) -> str | None:
+    """Why Ferry does not copy documents from ``source`` into ``target``, or None."""
+    why = (f"method copy from {source.name} {source.version} into {target.name} "
+           f"{target.version} is not supported: ")
+    if source.engine == target.engine and source.release[:2] > target.release[:2]:
+        return why + ("a copy never goes to an older version (the source's mappings and "
+                      "settings may not exist there)")
+    takes = COPIES.get((target.engine, target.release[0]))
+    if takes is None:
+        return why + f"Ferry does not write into {target.name} {target.release[0]}.x"
+    if any(source.engine == e and source.release[0] in majors for e, majors in takes):
+        return None
+    sources = " and ".join(f"{engine_name(e)} {'/'.join(str(m) for m in majors)}.x"
+                           for e, majors in takes)
+    return why + f"{target.name} {target.release[0]}.x takes copies from {sources} only"
