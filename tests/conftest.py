@@ -270,7 +270,10 @@ def search_nodes(shared_repo: Path) -> Iterator[NodePool]:
 
 
 def _node(engine: str, shared_repo: Path, pool: NodePool) -> Iterator[SearchNode]:
-    node = SearchNode(engine, repo_dirs=(shared_repo,)).start()
+    # 1 GB, not the matrix nodes' 512 MB: the session pair holds a thousand indices'
+    # metadata (test_backfill_many) and takes a 50 MB document (odd data) whose bulk is
+    # parsed several times over; 512 MB ran out of heap with both.
+    node = SearchNode(engine, repo_dirs=(shared_repo,), heap="1g").start()
     java = java_major_for(engine, node.installed_version)
     _STARTED[engine] = f"{node.number} ({node.home.name}, Java {java})"
     # The pool hands the same node to tests that ask for this version, never stops it.
