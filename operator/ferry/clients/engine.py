@@ -60,6 +60,13 @@ def engine_name(engine: str) -> str:
     return "OpenSearch" if engine == "opensearch" else "Elasticsearch"
 
 
+def guess_engine(version: str) -> str:
+    """The engine behind a bare version (a snapshot's, when no Cluster says more):
+    OpenSearch has versions 1 to 3, and Elasticsearch data that old (1.x-3.x) is neither
+    restorable anywhere modern nor readable by Ferry's snapshot reader (Lucene 6+)."""
+    return "opensearch" if version_tuple(version)[0] in (1, 2, 3) else "elasticsearch"
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     """Who answers ``GET /``: engine (elasticsearch | opensearch), distribution, version."""

@@ -22,7 +22,14 @@ from ferry.api import Cluster
 from ferry.api.backfill import BackfillSpec, TargetNaming
 from ferry.api.snapshot import Repository
 from ferry.clients import kube
-from ferry.clients.engine import Engine, Refused, engine_name, quote, version_tuple
+from ferry.clients.engine import (
+    Engine,
+    Refused,
+    engine_name,
+    guess_engine,
+    quote,
+    version_tuple,
+)
 from ferry.errors import FerryError, InvalidSpec
 from ferry.services import indices as idx
 from ferry.services.references import Endpoints, References
@@ -35,12 +42,6 @@ COPY_HINT = ("Use method copy instead: it reads documents from the live source a
 
 
 # -- pure pieces ---------------------------------------------------------------------------
-
-
-def _guess_engine(version: str) -> str:
-    """Only when the Snapshot's Cluster is gone: OpenSearch has versions 1 to 3, and an
-    Elasticsearch snapshot that old (1.x/2.x) cannot be restored anywhere modern."""
-    return "opensearch" if version_tuple(version)[0] in (1, 2, 3) else "elasticsearch"
 
 
 # The one table of restore pairs: (target engine, target major) → the (engine, major)
@@ -223,7 +224,7 @@ def snapshot_source(references: References, spec: BackfillSpec, source: Engine
     status = obj.get("status") or {}
     version = str(status.get("engineVersion") or "")
     cluster = kube.get_object(Cluster, references.namespace, snap_spec.cluster_ref.name) or {}
-    engine = (cluster.get("status") or {}).get("engine") or _guess_engine(version)
+    engine = (cluster.get("status") or {}).get("engine") or guess_engine(version)
     rows = status.get("indices") or []
     names = [r["name"] for r in rows]
     total = status.get("indicesTotal") or len(names)

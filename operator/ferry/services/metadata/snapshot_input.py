@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ferry.api.backfill import BackfillSpec
-from ferry.clients.engine import Engine
+from ferry.clients.engine import Engine, EngineInfo, guess_engine
 from ferry.repository.blobs import BlobNotFound, BlobStore
 from ferry.repository.reader import (
     DEFLATE_HEADER,
@@ -99,6 +99,12 @@ class SnapshotMetadata:
             return False
         self._global = (meta.get("meta-data") or meta) if isinstance(meta, dict) else {}
         return True
+
+    def info(self) -> EngineInfo:
+        """The engine and version that wrote the snapshot, as a live source's ``GET /``
+        would say (the version-specific transforms depend on it)."""
+        version = self.entry.version or "0"
+        return EngineInfo(guess_engine(version), None, version)
 
     def index(self, name: str) -> dict[str, Any]:
         index_id = self.contents.index_ids.get(name, name)
