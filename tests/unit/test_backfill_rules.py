@@ -5,8 +5,10 @@ from __future__ import annotations
 from ferry.api.backfill import TargetNaming
 from ferry.services import indices
 from ferry.services.backfill.copier import (
+    BulkOp,
     CopySettings,
     bulk_bodies,
+    bulk_outcomes,
     halves,
     page_size,
     redact,
@@ -153,7 +155,23 @@ def test_a_body_refused_as_too_large_halves_down_to_single_documents() -> None:
     assert rounds == 3  # ceil(log2(7)): each round halves every body
     assert [i for i, _ in level] == [[h.id] for h in hits]
     assert b"".join(body for _, body in level) == whole
-    failure = too_large("d3", 2_000_000)
-    assert failure["status"] == 413 and failure["_id"] == "d3"
-    assert "document too large for the target (HTTP 413)" in failure["error"]["reason"]
-    assert "2000000 bytes" in failure["error"]["reason"]
+    failure = too_large(2_000_000)
+    assert failure.status == 413
+    assert "document too large for the target (HTTP 413)" in failure.error["reason"]
+    assert "2000000 bytes" in failure.error["reason"]
+
+
+def test_bulk_outcomes_are_read_by_position() -> None:
+    """A bulk's items come back in the order of its actions (filtered to status and
+    error, no _id): all written reads as None, anything else as one outcome per
+    document sent, a missing item as busy (sent again)."""
+    assert bulk_outcomes(b'{"errors":false,"items":[{"index":{"status":201}},'
+                         b'{"index":{"status":200}}]}', 2) is None
+    mixed = bulk_outcomes(b'{"errors":true,"items":[{"create":{"status":201}},'
+                          b'{"create":{"status":409,"error":{"type":"version_conflict"}}},'
+                          b'{"create":{"status":429,"error":{"type":"rejected"}}}]}', 4)
+    assert mixed == [BulkOp(201), BulkOp(409, {"type": "version_conflict"}),
+                     BulkOp(429, {"type": "rejected"}), BulkOp(503)]
+    # "errors": false but an item short: never taken as all written.
+    assert bulk_outcomes(b'{"errors":false,"items":[{"index":{"status":201}}]}', 2) == [
+        BulkOp(201), BulkOp(503)]

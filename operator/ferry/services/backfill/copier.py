@@ -36,7 +36,7 @@ REASON_LIMIT = 300
 # Pages: the first is small (document sizes are not known yet); later ones are sized to
 # fill a bulk by bytes, never above the engines' default result window.
 FIRST_PAGE, MIN_PAGE, MAX_PAGE = 500, 1, 10_000
-BULK_FILTER = "errors,items.*._id,items.*.status,items.*.error"
+BULK_FILTER = "errors,items.*.status,items.*.error"
 _ACTIONS = msgspec.json.Encoder()
 
 
@@ -204,9 +204,9 @@ def write_batch(target: Engine, target_index: str, hits: list[Hit],
         while bodies:
             ids, body = bodies.popleft()
             try:
-                result = target.request("POST", "/_bulk", body=body,
-                                        params={"filter_path": BULK_FILTER},
-                                        missing_ok=False)
+                ops = bulk_outcomes(target.request_raw(
+                    "POST", "/_bulk", body=body, params={"filter_path": BULK_FILTER},
+                    missing_ok=False), len(ids))
             except Refused as exc:
                 if exc.status != TOO_LARGE:
                     raise
@@ -214,24 +214,26 @@ def write_batch(target: Engine, target_index: str, hits: list[Hit],
                     bodies.extendleft(reversed(halves([pending[i] for i in ids],
                                                       target_index, settings)))
                     continue
-                result = {"items": [{settings.op_type: too_large(ids[0], len(body))}]}
+                ops = [too_large(len(body))]
             except FerryError as exc:
                 if not exc.retryable:
                     raise
                 retry.update({i: pending[i] for i in ids})  # busy or unreachable
                 continue
-            for entry in result.get("items") or []:
-                op = next(iter(entry.values()))
-                doc_id, status = op.get("_id"), op.get("status", 500)
-                if status < 300:
+            if ops is None:  # every document written: the rule, and no items to read
+                written += len(ids)
+                size += sum(len(pending[i].source) for i in ids)
+                continue
+            for doc_id, op in zip(ids, ops, strict=True):
+                if op.status < 300:
                     written += 1
                     size += len(pending[doc_id].source)
-                elif status == 409 and settings.op_type == "create":
+                elif op.status == 409 and settings.op_type == "create":
                     skipped += 1
-                elif status in RETRYABLE_STATUSES:
+                elif op.status in RETRYABLE_STATUSES:
                     retry[doc_id] = pending[doc_id]
                 else:
-                    failed.append(_failure(target_index, doc_id, op.get("error")))
+                    failed.append(_failure(target_index, doc_id, op.error))
         pending = retry
         if pending:
             time.sleep(backoff.delay(attempt, base=0.4, cap=30.0, fraction=0.3))
@@ -281,13 +283,46 @@ def halves(hits: list[Hit], target_index: str, settings: CopySettings
             *bulk_bodies(hits[middle:], target_index, settings)]
 
 
-def too_large(doc_id: str, size: int) -> dict[str, Any]:
-    """A bulk answer's item for a document the target refused alone for its size."""
-    return {"_id": doc_id, "status": TOO_LARGE, "error": {
+class BulkOp(msgspec.Struct, gc=False):
+    """One item of a ``_bulk`` answer: its status and, when refused, the error."""
+
+    status: int = 500
+    error: Any = None
+
+
+class _BulkAnswer(msgspec.Struct, gc=False):
+    errors: bool = True
+    items: list[dict[str, BulkOp]] = msgspec.field(default_factory=list)
+
+
+_BULK_ANSWER = msgspec.json.Decoder(_BulkAnswer)
+
+
+def bulk_outcomes(raw: bytes | None, sent: int) -> list[BulkOp] | None:
+    """Each document's outcome, in the order sent (a bulk answers its items in the
+    order of its actions, so no ``_id`` needs to come back); None: all written.
+
+    Decoded by msgspec, not into dicts: a bulk of ten thousand documents answers with
+    ten thousand items."""
+    try:
+        answer = _BULK_ANSWER.decode(raw or b"{}")
+    except msgspec.DecodeError as exc:
+        raise FerryError(f"the target's bulk answer could not be read: {exc}",
+                         code="UnreadableAnswer") from None
+    if not answer.errors and len(answer.items) == sent:
+        return None
+    ops = [next(iter(entry.values()), BulkOp()) for entry in answer.items]
+    # An item missing from the answer is unknown: sent again, like a busy one.
+    return ops[:sent] + [BulkOp(503)] * (sent - len(ops))
+
+
+def too_large(size: int) -> BulkOp:
+    """The outcome of a document the target refused alone for its size."""
+    return BulkOp(TOO_LARGE, {
         "type": "document_too_large",
         "reason": f"document too large for the target (HTTP 413): a bulk request of "
                   f"{size} bytes holding only this document is above the target's "
-                  "http.max_content_length"}}
+                  "http.max_content_length"})
 
 
 @dataclass
