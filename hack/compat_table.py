@@ -7,14 +7,14 @@ refuses) are declared here; the proof only ever comes from the results JSON the 
 write (``testbed/results.py``): a claim no passing test backs says "not proven yet".
 ``--save`` first copies build/matrix/results.json to docs/compatibility.json (the
 committed results the table is generated from; tests/unit/test_compat_table.py fails
-when the two drift).
+when the two drift), without the rows of tests that no longer exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -178,15 +178,30 @@ def render(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def current(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose test function still exists. The results file keeps the rows of
+    tests that did not run (partial runs merge), so the last outcome of a renamed or
+    deleted test would otherwise decide its cell for good (a failed one: ✗)."""
+    def exists(test: str) -> bool:
+        path, name = test.split("::", 1)
+        function = re.sub(r"\[.*\]$", "", name)
+        source = ROOT / path
+        return source.is_file() and f"def {function}(" in source.read_text()
+    return [row for row in results if exists(row["test"])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=COMMITTED)
     parser.add_argument("--docs", type=Path, default=DOCS)
     parser.add_argument("--save", action="store_true",
-                        help=f"copy {LAST_RUN} to the committed results first")
+                        help=f"copy {LAST_RUN} to the committed results first (without "
+                        "the rows of tests that no longer exist)")
     args = parser.parse_args()
     if args.save:
-        shutil.copyfile(LAST_RUN, COMMITTED)
+        document = json.loads(LAST_RUN.read_text())
+        document["results"] = current(document["results"])
+        COMMITTED.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
     args.docs.write_text(render(json.loads(args.results.read_text())))
     print(f"wrote {args.docs}")
 

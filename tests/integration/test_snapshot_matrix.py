@@ -4,7 +4,7 @@ own REST API turns Completed and Verified, and a Backfill method copy reads its
 documents straight from the snapshot files into the session OpenSearch 2.19 node (ES 6.8
 also into OpenSearch 3.3). On ES 5.6 and 6.8, which have no snapshot metadata to carry
 Ferry's owner tag, adoption and deletionPolicy Delete go by the uuid and start time the
-resource recorded.
+resource recorded; on ES 8.15 and OpenSearch 1.3 they go by the owner tag.
 
 Each source version is one module-scoped ``taken`` parameter, so pytest runs its tests
 together and the pool starts each node once, in MATRIX order. The results of the copy
@@ -226,6 +226,14 @@ def ids(cases: list[tuple[str, str]]) -> list[str]:
     return [label(e, v) for e, v in cases]
 
 
+def named_snapshot(taken: Taken, name: str, snap: str, policy: str) -> dict[str, Any]:
+    """A Snapshot resource ``name`` of snapshot ``snap`` (the docs index) in the data
+    set's repository."""
+    return obj("Snapshot", name, clusterRef={"name": "source"}, snapshotName=snap,
+               indices=[taken.index("docs")], deletionPolicy=policy,
+               repository=fs_repo(taken.repo, taken.location))
+
+
 # -- the tests, per source version (pytest groups them by ``taken``) ------------------
 
 
@@ -276,9 +284,7 @@ def test_untagged_snapshots_are_adopted_and_deleted_by_uuid_and_start_time(
     ns, node, repo = taken.namespace, taken.node, taken.repo
 
     def snapshot(name: str, snap: str, policy: str = "Delete") -> dict[str, Any]:
-        return obj("Snapshot", name, clusterRef={"name": "source"}, snapshotName=snap,
-                   indices=[taken.index("docs")], deletionPolicy=policy,
-                   repository=fs_repo(repo, taken.location))
+        return named_snapshot(taken, name, snap, policy)
 
     def take(snap: str) -> dict[str, Any]:
         body = {"indices": taken.index("docs"), "include_global_state": False}
@@ -339,6 +345,65 @@ def test_untagged_snapshots_are_adopted_and_deleted_by_uuid_and_start_time(
         assert "Retained" in [e["reason"] for e in kube.events(ns, name)], name
     for snap in ("nightly-2", "nightly-3", "nightly-4"):
         node.request("DELETE", f"/_snapshot/{repo}/{snap}")
+
+
+# The pool's versions whose snapshots carry Ferry's owner tag (ES 7.10 and OpenSearch
+# 2.19, the session nodes, are proven by test_snapshot.py's tagged test).
+TAGGED = [("elasticsearch", "8.15.5"), ("opensearch", "1.3.20")]
+
+
+@pytest.mark.parametrize("taken", TAGGED, ids=ids(TAGGED), indirect=True)
+def test_tagged_snapshots_are_adopted_and_deleted_by_owner_tag(
+        kube: KubeAPIServer, taken: Taken, matrix_case: Callable[..., None]) -> None:
+    """The owner tag in the snapshot's metadata decides: the resource that started a
+    snapshot owns it, also when re-created after a Retain (adopted false: its own, not
+    a foreign one as without the tag); a second resource naming it adopts it, and its
+    deletionPolicy Delete leaves it; Delete on the owner removes it from the
+    repository."""
+    matrix_case("snapshot adoption and deletionPolicy Delete", taken.node)
+    ns, node, repo = taken.namespace, taken.node, taken.repo
+    kube.apply(ns, named_snapshot(taken, "own", "tagged-1", "Delete"),
+               named_snapshot(taken, "kept", "tagged-2", "Retain"))
+    own = kube.wait_for("snapshot", ns, "own", snapshot_settled, timeout=90)
+    kept = kube.wait_for("snapshot", ns, "kept", snapshot_settled, timeout=90)["status"]
+    assert own["status"]["phase"] == "Completed", own["status"]
+    verified = condition(own, "Verified")
+    assert (verified["status"], verified["reason"]) == ("True", "FoundInRepository"), verified
+    assert own["status"]["adopted"] is False
+    listed = engine_snapshots(node, repo)
+    mine = listed["tagged-1"]
+    assert (mine["state"], mine["metadata"]) == ("SUCCESS", {"ferry.dev/owner": f"{ns}/own"})
+    assert (own["status"]["snapshotUuid"], own["status"]["startTime"]) == (
+        mine["uuid"], timestamp(mine["start_time_in_millis"]))
+    assert listed["tagged-2"]["metadata"] == {"ferry.dev/owner": f"{ns}/kept"}
+
+    # Retain leaves the snapshot; the same manifest applied again knows it by its tag.
+    kube.kubectl("delete", "snapshot", "kept", "-n", ns, "--wait=false")
+    wait_gone(kube, "snapshot", ns, "kept", timeout=90)
+    assert engine_snapshots(node, repo)["tagged-2"]["uuid"] == kept["snapshotUuid"]
+    kube.apply(ns, named_snapshot(taken, "kept", "tagged-2", "Retain"))
+    again = kube.wait_for("snapshot", ns, "kept", snapshot_settled, timeout=90)["status"]
+    assert (again["phase"], again["adopted"], again["snapshotUuid"]) == (
+        "Completed", False, kept["snapshotUuid"])
+
+    # Another resource naming the owner's snapshot adopts it; its Delete leaves it.
+    kube.apply(ns, named_snapshot(taken, "adopter", "tagged-1", "Delete"))
+    adopter = kube.wait_for("snapshot", ns, "adopter", snapshot_settled, timeout=90)["status"]
+    assert (adopter["phase"], adopter["adopted"], adopter["snapshotUuid"]) == (
+        "Completed", True, mine["uuid"])
+    assert "documents" not in adopter
+    assert "Adopted" in [e["reason"] for e in kube.events(ns, "adopter")]
+    kube.kubectl("delete", "snapshot", "adopter", "-n", ns, "--wait=false")
+    wait_gone(kube, "snapshot", ns, "adopter", timeout=90)
+    assert "Retained" in [e["reason"] for e in kube.events(ns, "adopter")]
+    assert engine_snapshots(node, repo)["tagged-1"]["uuid"] == mine["uuid"]
+
+    kube.kubectl("delete", "snapshot", "own", "-n", ns, "--wait=false")
+    wait_gone(kube, "snapshot", ns, "own", timeout=90)
+    assert "SnapshotDeleted" in [e["reason"] for e in kube.events(ns, "own")]
+    assert not snapshot_exists(node, repo, "tagged-1")
+    assert sorted(engine_snapshots(node, repo)) == ["snap", "tagged-2"]
+    node.request("DELETE", f"/_snapshot/{repo}/tagged-2")
 
 
 def copy_from(name: str, target: str, prefix: str) -> dict[str, Any]:
