@@ -24,6 +24,7 @@ testbed: venv ## build/fetch the test bed: kube-apiserver, etcd, kubectl, helm, 
 	bash hack/build-testbed-go.sh
 	bash hack/fetch-kube-tools.sh
 	bash hack/fetch-search-engines.sh
+	bash hack/testbed-node.sh
 
 crds: venv ## regenerate crds/ from the models (and the Helm chart's copy)
 	$(VENV)/bin/ferry crds --out crds

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from Go modules into $OUT (default build/bin).
+# Builds kube-apiserver, kubelet, kube-controller-manager, kube-scheduler and etcd from
+# Go modules into $OUT (default build/bin).
 #
 # No package registry ships kube-apiserver, so we consume k8s.io/kubernetes as a
 # module: its go.mod replaces every k8s.io/<staging> module with a local path,
@@ -16,9 +17,16 @@ mkdir -p "$OUT" "$WORK"
 # The GitOps helper (Argo CD's Lua VM, kstatus) for tests/integration/test_argocd.py.
 OUT="$OUT" bash "$(dirname "$0")/gitops/build.sh"
 
+# kubelet, kube-controller-manager and kube-scheduler are the loopback node's
+# (hack/testbed/node.py): the same module, version and stamping as the API server.
+KUBE_CMDS=(kube-apiserver kubelet kube-controller-manager kube-scheduler)
 stamp="$OUT/.kube-$KUBE_VERSION"
-if [[ -x "$OUT/kube-apiserver" && -x "$OUT/etcd" && -f "$stamp" ]]; then
-  echo "testbed-go: kube-apiserver $KUBE_VERSION and etcd already built in $OUT"
+missing=()
+for cmd in "${KUBE_CMDS[@]}" etcd; do
+  [[ -x "$OUT/$cmd" && -f "$stamp" ]] || missing+=("$cmd")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "testbed-go: ${KUBE_CMDS[*]} $KUBE_VERSION and etcd already built in $OUT"
   exit 0
 fi
 
@@ -52,6 +60,9 @@ package testbed
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
 
@@ -61,9 +72,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-echo "testbed-go: building kube-apiserver $KUBE_VERSION (first build takes several minutes)"
-go build -trimpath -ldflags "$ldflags" -o "$OUT/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-echo "testbed-go: building etcd $etcd_version"
-go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
+for cmd in "${missing[@]}"; do
+  if [[ $cmd == etcd ]]; then
+    echo "testbed-go: building etcd $etcd_version"
+    go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
+  else
+    echo "testbed-go: building $cmd $KUBE_VERSION (a first build takes several minutes)"
+    go build -trimpath -ldflags "$ldflags" -o "$OUT/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  fi
+done
 touch "$stamp"
 echo "testbed-go: done"

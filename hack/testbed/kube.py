@@ -29,6 +29,9 @@ class KubeAPIServer:
 
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ferry-kube-")))
     extra_args: tuple[str, ...] = ()
+    # On when a kube-controller-manager runs beside it (hack/testbed/node.py): it makes
+    # the default ServiceAccounts that the admission plugin then requires.
+    service_accounts: bool = False
     etcd: ManagedProcess | None = None
     apiserver: ManagedProcess | None = None
     url: str = ""
@@ -84,7 +87,7 @@ class KubeAPIServer:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             # No controller-manager runs, so no default ServiceAccount is ever created.
-            "--disable-admission-plugins=ServiceAccount",
+            *(() if self.service_accounts else ("--disable-admission-plugins=ServiceAccount",)),
             f"--cert-dir={pki}",
             *self.extra_args,
         ], self.workdir / "kube-apiserver.log").start()
