@@ -1,5 +1,6 @@
-"""Index selection, target naming, creatable settings and requests over many index
-names (in groups that fit in a URL), shared by Snapshot and Backfill."""
+"""Index selection, target naming, creatable settings, requests over many index
+names (in groups that fit in a URL) and the wait for created indices' primaries, shared
+by Snapshot and Backfill."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from ferry.api.backfill import TargetNaming
 from ferry.clients.engine import Engine, quote
+from ferry.errors import EngineError, FerryError
 
 # The mark in a target index's mappings `_meta` naming the Backfill (uid) that created
 # it: what Ferry created it may write into again (after a restart) and tune.
@@ -34,6 +36,10 @@ INTERNAL_SETTINGS = (
 # An Elasticsearch/OpenSearch request line is limited to 4 KB by default
 # (http.max_initial_line_length); index lists in a path stay well below it.
 MAX_PATH_NAMES_BYTES = 2048
+# How long one wait for the primaries of created indices may take (an index creation's
+# own default wait for its active shards), in seconds; the client waits a little longer
+# for the answer than the node waits for the shards.
+PRIMARIES_TIMEOUT = 30
 
 
 def name_groups(names: Iterable[str], limit: int = MAX_PATH_NAMES_BYTES) -> list[list[str]]:
@@ -69,6 +75,27 @@ def index_metadata(engine: Engine, names: list[str]) -> dict[str, Any]:
         if name not in found:
             found[name] = (engine.request("GET", f"/{quote(name)}") or {}).get(name) or {}
     return found
+
+
+def wait_for_primaries(engine: Engine, names: Iterable[str],
+                       timeout: int = PRIMARIES_TIMEOUT) -> None:
+    """Wait until every named index has its primary shards started (health yellow: what
+    an index creation waits for by default), one request per group of names. Indices
+    created with ``wait_for_active_shards=0`` are waited for here, together: their
+    shards start while later indices are created. Raises a retryable FerryError when
+    they are not started within ``timeout`` (per group)."""
+    for group in name_groups(names):
+        try:
+            engine.request("GET", f"/_cluster/health/{path_expression(group)}",
+                           params={"wait_for_status": "yellow", "timeout": f"{timeout}s",
+                                   "request_timeout": timeout + 15,
+                                   "filter_path": "status,timed_out"})
+        except EngineError as exc:  # 408: timed out, or the node is busy (5xx)
+            shown = ", ".join(group[:3]) + (f" and {len(group) - 3} more"
+                                            if len(group) > 3 else "")
+            raise FerryError(f"the target has not started the primary shards of {shown} "
+                             f"within {timeout}s ({exc.message}); waiting for them",
+                             code="TargetIndicesNotStarted") from None
 
 
 def alias_names(engine: Engine) -> set[str]:

@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from ferry.clients.engine import Engine
 from ferry.errors import FerryError
 from ferry.services.backfill.copier import CopySettings, TokenBucket, copy_item
 from ferry.services.backfill.documents import DocumentSource
-from ferry.services.backfill.workitems import WorkItemStore
+from ferry.services.backfill.workitems import WorkItem, WorkItemStore, now_ms, renewal_due
 
 log = logging.getLogger("ferry.backfill")
 IDLE_SECONDS = 2.0
@@ -113,7 +114,9 @@ class WorkerPool:
         self._paused = False
         self._closing = False
         self._slots: dict[int, threading.Thread] = {}
-        self.holder_prefix = f"{socket.gethostname()}-{os.getpid()}-{name}"
+        # Host and pid alone are not unique: host-network pods share the node's hostname
+        # and each runs as pid 1 in its own pid namespace.
+        self.holder_prefix = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}-{name}"
         self.membership = Membership(context.store, self.holder_prefix, context.throttle,
                                      context.settings.checkpoint_seconds)
 
@@ -146,12 +149,39 @@ class WorkerPool:
     def _should_stop(self, slot: int) -> bool:
         return self._closing or self._paused or slot >= self._desired
 
+    def _next(self, holder: str, held: deque[WorkItem]) -> WorkItem | None:
+        """The next item to copy: one claimed earlier in a batch, its lease renewed
+        first when half of it has passed (dropped if another worker has taken it over
+        since), or a new batch's first; None when nothing is claimable."""
+        store = self.context.store
+        if not held:
+            held.extend(store.claim_batch(holder))
+        while held:
+            item = held.popleft()
+            if not renewal_due(item, now_ms(), store.lease_ms) \
+                    or store.checkpoint(item, holder):
+                return item
+        return None
+
+    def _release(self, held: deque[WorkItem]) -> None:
+        """Items claimed but not started go back at once, not after their leases."""
+        while held:
+            with suppress(FerryError):
+                self.context.store.release(held.popleft())
+
     def _run(self, slot: int) -> None:
         holder = f"{self.holder_prefix}-{slot}"
+        held: deque[WorkItem] = deque()
+        try:
+            self._work(slot, holder, held)
+        finally:
+            self._release(held)
+
+    def _work(self, slot: int, holder: str, held: deque[WorkItem]) -> None:
         ctx = self.context
         while not self._should_stop(slot):
             try:
-                item = ctx.store.claim(holder)
+                item = self._next(holder, held)
                 if item is None:
                     if ctx.store.all_done():
                         if self.on_finished is not None:
@@ -171,7 +201,8 @@ class WorkerPool:
                 time.sleep(IDLE_SECONDS)
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop every worker; each releases its item after the in-flight batch."""
+        """Stop every worker; each releases its item after the in-flight batch, and the
+        items it had claimed but not started."""
         with self._lock:
             self._closing = True
             threads = list(self._slots.values())

@@ -2,10 +2,11 @@
 
 An item is one shard of one source index, optionally one ``_seq_no`` range of it.
 Any number of workers — threads in the operator, or `ferry worker` processes — share
-the items: a worker claims one under a lease (holder + expiry) with optimistic
-concurrency (``if_seq_no``/``if_primary_term``), renews the lease with every
-checkpoint, and a crashed worker's item is claimed again once its lease expires,
-resuming from its checkpoint. Beside the items it keeps the whole plan, the
+the items: a worker claims items, each under a lease (holder + expiry), with optimistic
+concurrency (``if_seq_no``/``if_primary_term``) — several small ones in one claim, so
+that they share their coordination requests — and renews the lease with every
+checkpoint; a crashed worker's items are claimed again once their leases expire,
+resuming from their checkpoints. Beside the items it keeps the whole plan, the
 original settings of the target indices tuned for the copy, and one member document per
 process copying (holder + expiry, renewed like a lease) by which the processes share
 the throttle.
@@ -32,6 +33,15 @@ MEMBER_PREFIX = "member-"
 # so a shard's last range has no upper bound (any value above every real _seq_no).
 OPEN_END = 2 ** 62
 FAILURES_PER_ITEM = MAX_STATUS_LIST
+# A claim takes several small items at once, so that their coordination requests
+# (search, read, conditional write) are shared: at most this many items, ...
+CLAIM_ITEMS = 8
+# ... holding no more documents than this between them (by the plan's estimate), so the
+# last one starts well inside its lease; never more than a CLAIM_SHARE-th of what is
+# claimable, so other workers are not left idle.
+CLAIM_DOCS = 20_000
+CLAIM_SHARE = 4
+CLAIM_FILTER = "errors,items.*._id,items.*.status,items.*._seq_no,items.*._primary_term"
 
 MAPPING = {
     "dynamic": "strict",
@@ -95,6 +105,8 @@ class WorkItem:
     failures: list[dict[str, Any]] = field(default_factory=list)
     seq_no: int = 0
     primary_term: int = 0
+    # When the lease this process holds ends (epoch ms; 0: none held); not stored.
+    lease_until: int = 0
 
     @classmethod
     def from_hit(cls, hit: dict[str, Any]) -> WorkItem:
@@ -115,6 +127,26 @@ class WorkItem:
                 "docs_done": self.docs_done, "docs_failed": self.docs_failed,
                 "bytes_done": self.bytes_done, "claims": self.claims,
                 "failures": self.failures[-FAILURES_PER_ITEM:], "updated": now_ms()}
+
+
+def claim_count(estimates: list[int], claimable: int, most: int = CLAIM_ITEMS,
+                docs: int = CLAIM_DOCS) -> int:
+    """How many of the first candidates (their documents by estimate, in claim order) one
+    claim takes: at least one; then while they hold at most ``docs`` documents between
+    them, no more than ``most`` and no more than a CLAIM_SHARE-th of the ``claimable``
+    items."""
+    limit = max(1, min(most, len(estimates), claimable // CLAIM_SHARE))
+    taken, held = 1, estimates[0] if estimates else 0
+    while taken < limit and held + estimates[taken] <= docs:
+        held += estimates[taken]
+        taken += 1
+    return taken
+
+
+def renewal_due(item: WorkItem, now: int, lease_ms: int) -> bool:
+    """Whether a claimed item waiting for its turn needs its lease renewed before it is
+    started: half of a lease or less is left (or it is already over)."""
+    return item.lease_until - now <= lease_ms // 2
 
 
 @dataclass
@@ -226,49 +258,77 @@ class WorkItemStore:
                                  {"range": {"lease_until": {"lt": now_ms()}}}]}},
         ], "minimum_should_match": 1}}
 
-    def claim(self, holder: str) -> WorkItem | None:
-        """Claim one waiting or expired item, or None when there is none right now.
+    def claim_batch(self, holder: str, most: int = CLAIM_ITEMS) -> list[WorkItem]:
+        """Claim up to ``most`` waiting or expired items (as :func:`claim_count` says),
+        none when there is none right now. Each is leased to ``holder`` on its own, by a
+        conditional write, so a crash leaves every one of them to expire and be claimed
+        again.
 
         The search is near-real-time: with many small items every hit of a page can have
         been taken since the last refresh. Workers then look again at a refreshed view
         rather than idle, and each orders equal items by its own random seed so that
         concurrent workers do not all race for the same few."""
         for _ in range(2):
-            hits = self._claimable(holder)
+            hits, claimable = self._claimable(holder)
             if not hits:
-                return None
-            item = self._claim_first(hits, holder)
-            if item is not None:
-                return item
+                return []
+            while hits:
+                count = claim_count([h["_source"].get("docs_estimate", 0) for h in hits],
+                                    claimable, most)
+                items = self._claim_hits(hits[:count], holder)
+                if items:
+                    return items
+                hits = hits[count:]  # every one taken meanwhile: the next ones
             self.engine.request("POST", f"{self._path}/_refresh", missing_ok=False)
-        return None
+        return []
 
-    def _claimable(self, holder: str) -> list[dict[str, Any]]:
+    def _claimable(self, holder: str) -> tuple[list[dict[str, Any]], int]:
+        """A page of claimable items in claim order, and how many are claimable."""
         found = self._search({
             "size": 50, "seq_no_primary_term": True,
             "query": {"function_score": {
                 "query": self._claimable_query(), "boost_mode": "replace",
                 "random_score": {"seed": zlib.crc32(holder.encode()), "field": "_seq_no"}}},
             "sort": [{"claims": "asc"}, {"docs_estimate": "desc"}, "_score"]})
-        return list(found["hits"]["hits"])
+        total = found["hits"]["total"]
+        return list(found["hits"]["hits"]), int(total["value"] if isinstance(total, dict)
+                                                else total)
 
-    def _claim_first(self, hits: list[dict[str, Any]], holder: str) -> WorkItem | None:
-        for hit in hits:
-            # The search is near-real-time; the GET is not, and carries the seq_no the
-            # conditional update below is checked against.
-            current = self._get(hit["_id"])
-            if current is None:
-                continue
-            src = current["_source"]
-            if src["state"] == "done" or (src["state"] == "leased"
-                                          and src["lease_until"] >= now_ms()):
-                continue
-            item = WorkItem.from_hit(current)
+    def _claim_hits(self, hits: list[dict[str, Any]], holder: str) -> list[WorkItem]:
+        """Lease the hits that are still claimable: read again in one realtime request
+        (the search is near-real-time; ``_mget`` is not, and carries the seq_no each
+        conditional write is checked against), then written in one bulk, each write
+        conditional on its own."""
+        got = self.engine.request("POST", f"{self._path}/_mget", missing_ok=False,
+                                  body={"ids": [h["_id"] for h in hits]})
+        now = now_ms()
+        items = [WorkItem.from_hit(d) for d in got["docs"] if d.get("found")
+                 and d["_source"]["state"] != "done"
+                 and not (d["_source"]["state"] == "leased"
+                          and d["_source"]["lease_until"] >= now)]
+        if not items:
+            return []
+        lease_until = now + self.lease_ms
+        lines: list[dict[str, Any]] = []
+        for item in items:
             item.claims += 1
-            if self._save(item, "leased", holder, now_ms() + self.lease_ms):
-                return item
-            # another worker was faster
-        return None
+            lines += [{"index": {"_index": self.index, "_id": item.id,
+                                 "if_seq_no": item.seq_no,
+                                 "if_primary_term": item.primary_term}},
+                      item.source("leased", holder, lease_until)]
+        answer = self.engine.request(
+            "POST", "/_bulk", body="".join(json.dumps(line) + "\n" for line in lines),
+            params={"filter_path": CLAIM_FILTER}, missing_ok=False)
+        written = {op["_id"]: op for entry in answer.get("items") or []
+                   for op in entry.values() if op.get("status", 500) < 300}
+        claimed = []
+        for item in items:
+            op = written.get(item.id)  # missing: another worker was faster (409)
+            if op is not None:
+                item.seq_no, item.primary_term = op["_seq_no"], op["_primary_term"]
+                item.lease_until = lease_until
+                claimed.append(item)
+        return claimed
 
     def _save(self, item: WorkItem, state: str, holder: str | None, lease_until: int) -> bool:
         """A conditional write (``if_seq_no``): False when someone else wrote it first."""
@@ -280,6 +340,7 @@ class WorkItemStore:
         except Conflict:
             return False
         item.seq_no, item.primary_term = result["_seq_no"], result["_primary_term"]
+        item.lease_until = lease_until if state == "leased" else 0
         return True
 
     def checkpoint(self, item: WorkItem, holder: str) -> bool:

@@ -9,7 +9,10 @@ Order: legacy templates, component templates, composable index templates (they m
 component templates), indices (settings, mappings, with their aliases in the creation
 request), then aliases of indices that already existed. Templates come before indices
 because a target template matching a created index applies to it, as on the source.
-The three template kinds take one path, driven by a :class:`TemplateKind` each.
+The three template kinds take one path, driven by a :class:`TemplateKind` each
+(``templates``). Indices are created a few at a time (``waves``: a refusal at the
+target's shard limit stops the rest) without waiting for their shards one by one; their
+primaries are waited for together at the end.
 
 Free of kopf; every request goes through the engine layer. The pure transforms live in
 ``mappings``, the report in ``report``.
@@ -21,7 +24,6 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ferry.api.backfill import BackfillSpec, MetadataAllowlist
@@ -39,51 +41,18 @@ from ferry.services.metadata.report import (
     MetadataResult,
 )
 from ferry.services.metadata.targets import copy_problem, modernize
+from ferry.services.metadata.templates import (
+    COMPONENT_TEMPLATES,
+    COMPOSABLE_TEMPLATES,
+    LEGACY_TEMPLATES,
+    TemplateKind,
+)
+from ferry.services.metadata.waves import CREATIONS_IN_FLIGHT, in_waves
 
 log = logging.getLogger("ferry.metadata")
 
 EARLIER = "created by this Backfill earlier"
 MAX_REMOVALS = 20  # settings removed from one item before giving up on it
-
-
-@dataclass(frozen=True)
-class TemplateKind:
-    """How one kind of template is listed, read and written."""
-
-    kind: str  # the report's item kind
-    path: str  # GET lists them, PUT <path>/<name> creates one
-    key: str | None  # where the list is in the answer; None: the answer maps name → body
-    inner: str | None  # where a list entry keeps its body
-    # Why a target that refuses the listing has none of them; None: every engine has
-    # this kind (a refused listing on the source fails the run, on the target is empty).
-    absent: str | None
-    nested: bool  # settings, mappings and aliases under the body's ``template``
-    composed: bool = False  # made of component templates (``composed_of``)
-
-    def parts(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Where the body keeps its settings, mappings and aliases."""
-        return dict(body.get("template") or {}) if self.nested else body
-
-    def put_body(self, body: Mapping[str, Any], parts: Mapping[str, Any],
-                 settings: dict[str, Any], mappings: dict[str, Any]) -> dict[str, Any]:
-        """The body to create it with, carrying our settings and mappings."""
-        if self.nested:
-            return {**body, "template": transforms.with_parts(parts, settings, mappings)}
-        rest = {k: v for k, v in body.items() if k in ("index_patterns", "order", "version")}
-        if "index_patterns" not in body and isinstance(body.get("template"), str):
-            rest["index_patterns"] = [body["template"]]  # Elasticsearch 5.x
-        return {**rest, "settings": settings, "mappings": mappings,
-                "aliases": body.get("aliases") or {}}
-
-
-LEGACY_TEMPLATES = TemplateKind(LEGACY, "/_template", None, None, absent=None, nested=False)
-# Elasticsearch before 7.8 has no component or composable templates (400/404/405).
-COMPONENT_TEMPLATES = TemplateKind(
-    COMPONENT, "/_component_template", "component_templates", "component_template",
-    absent="the target has no component templates", nested=True)
-COMPOSABLE_TEMPLATES = TemplateKind(
-    COMPOSABLE, "/_index_template", "index_templates", "index_template",
-    absent="the target has no composable index templates", nested=True, composed=True)
 
 
 def _note(item: Item, notes: list[str]) -> None:
@@ -232,9 +201,18 @@ class MetadataService:
             self._templates(result, COMPOSABLE_TEMPLATES, evaluate, components)
         self._existing = idx.Mappings(self.target, [target for _, target in pairs])
         created: dict[str, Item] = {}
+        jobs: list[tuple[Item, Callable[[], None]]] = []
         for source, target in pairs:
             created[source] = self._index(result, source, target, metas[source], mode,
-                                          method)
+                                          method, jobs)
+        # A few creations in flight, in waves: one at the shard limit stops the rest.
+        ran = in_waves([job for _, job in jobs], CREATIONS_IN_FLIGHT,
+                       lambda: self._shard_limit is not None)
+        for item, _ in jobs[ran:]:
+            item.action, item.reason = "TargetRejected", self._shard_limit
+        if not evaluate:
+            idx.wait_for_primaries(self.target, [i.target for i in created.values()
+                                                 if i.action == "Created" and i.target])
         if mode != "Skip":
             for source, target in pairs:
                 self._aliases(result, source, target, created[source], evaluate,
@@ -325,7 +303,9 @@ class MetadataService:
         return copy_problem(mappings, method, self.target.info())
 
     def _index(self, result: MetadataResult, source: str, target: str,
-               got: Mapping[str, Any], mode: str, method: str) -> Item:
+               got: Mapping[str, Any], mode: str, method: str,
+               jobs: list[tuple[Item, Callable[[], None]]]) -> Item:
+        """The item of one index; one to create adds its creation to ``jobs``."""
         item = result.add(Item(INDEX, source, "Created", target=target))
         problem = self._problem(got, method)
         if problem:
@@ -364,13 +344,18 @@ class MetadataService:
             self._simulate(item, settings, mappings, aliases, True)
             _note(item, changes)
             return item
-        if self._shard_limit is not None:
-            item.action, item.reason = "TargetRejected", self._shard_limit
-            return item
+        jobs.append((item, lambda: self._create_index(item, target, settings, mappings,
+                                                      aliases, changes)))
+        return item
 
+    def _create_index(self, item: Item, target: str, settings: dict[str, Any],
+                      mappings: dict[str, Any], aliases: dict[str, Any],
+                      changes: list[str]) -> None:
         def put(current: dict[str, Any]) -> None:
+            # Not waiting for the shards here: run() waits for all of them at once.
             self.target.request("PUT", f"/{quote(target)}", body={
-                "settings": current, "mappings": mappings, "aliases": aliases})
+                "settings": current, "mappings": mappings, "aliases": aliases},
+                params={"wait_for_active_shards": "0"})
 
         def drop_alias(refusal: Refused) -> bool:
             """An alias the target refuses (e.g. a second write index) must not keep the
@@ -396,7 +381,6 @@ class MetadataService:
             self._shard_limit = (f"not created: the target refused {target} at its shard "
                                  "limit (cluster.max_shards_per_node), so no further "
                                  "index was tried")
-        return item
 
     def _selected_aliases(self, aliases: Mapping[str, Any]) -> dict[str, Any]:
         return {name: body for name, body in aliases.items()
