@@ -109,31 +109,65 @@ def test_bulk_lines_carry_the_source_bytes_untouched() -> None:
 
 
 class RecordedShard:
-    """Answers the reader's searches from one recorded answer of the whole shard."""
+    """Answers the reader's searches from one recorded answer of the whole shard.
 
-    def __init__(self, body: bytes) -> None:
+    Sorted by ``_seq_no``: the recorded hits cut to the range and size asked for. Sorted
+    by ``_doc`` (the listing and the run fetches): the shard is laid out as segments do
+    it, in runs of ``run`` documents in _seq_no order taken in turn by ``segments``
+    segments, each segment's documents consecutive doc ids; a listing answers each
+    hit's doc id and _seq_no only, a fetch the hits after ``search_after`` in doc order.
+    ``moved``: doc ids shift by one between a listing and its fetches (a merge)."""
+
+    def __init__(self, body: bytes, segments: int = 3, run: int = 40) -> None:
         start = body.index(b'"hits":[') + len(b'"hits":[')
         end = body.rindex(b"]")
         self.head, self.tail = body[:start], body[end:]
         raws = msgspec.json.decode(body[start - 1:end + 1], type=list[msgspec.Raw])
         self.hits = [(orjson.loads(h)["sort"][0], h) for h in map(bytes, raws)]
         assert b",".join(h for _, h in self.hits) == body[start:end]
+        layout = sorted(range(len(self.hits)), key=lambda i: ((i // run) % segments, i))
+        self.doc_of = {self.hits[i][0]: doc for doc, i in enumerate(layout)}
         self.searches: list[dict[str, Any]] = []
+        self.fetches: list[dict[str, Any]] = []
+        self.returned: dict[str, int] = {"sorted": 0, "listed": 0, "fetched": 0}
+        self.moved = False
 
     def request_raw(self, method: str, path: str, *, body: dict[str, Any],
                     params: dict[str, str], missing_ok: bool) -> bytes:
         assert (method, path, params) == ("POST", "/updates/_search",
                                           {"preference": "_shards:0"})
-        assert body["sort"] == [{"_seq_no": "asc"}] and not missing_ok
-        self.searches.append(body)
+        assert not missing_ok
         bounds = body["query"]["range"]["_seq_no"]
-        found = [h for seq, h in self.hits if bounds["gte"] <= seq < bounds["lt"]]
-        return self.head + b",".join(found[:body["size"]]) + self.tail
+        found = [(seq, h) for seq, h in self.hits if bounds["gte"] <= seq < bounds["lt"]]
+        if body["sort"] == [{"_seq_no": "asc"}]:
+            self.searches.append(body)
+            self.returned["sorted"] += len(found[:body["size"]])
+            return self.head + b",".join(h for _, h in found[:body["size"]]) + self.tail
+        assert body["sort"] == ["_doc"] and body["seq_no_primary_term"] is True
+        listing = body.get("stored_fields") == "_none_"
+        (self.searches if listing else self.fetches).append(body)
+        after = body.get("search_after", [-1])[0]
+        shift = 1 if self.moved and not listing else 0
+        by_doc = sorted((self.doc_of[seq] + shift, seq, h) for seq, h in found)
+        out = []
+        for doc, seq, h in [d for d in by_doc if d[0] > after][:body["size"]]:
+            hit = {"_seq_no": seq, "sort": [doc]}
+            if not listing:
+                hit |= {k: v for k, v in orjson.loads(h).items() if k != "sort"}
+            out.append(orjson.dumps(hit))
+        self.returned["listed" if listing else "fetched"] += len(out)
+        return self.head + b",".join(out) + self.tail
 
 
 def item(seq_from: int = 0, seq_to: int = OPEN_END, name: str = "updates/0/0") -> WorkItem:
     return WorkItem(id=name, index="updates", target="t", shard=0, seq_from=seq_from,
                     seq_to=seq_to, checkpoint=seq_from - 1)
+
+
+def reader_of(shard: RecordedShard, runs: bool) -> SeqNoWindows:
+    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    reader._runs = runs
+    return reader
 
 
 def copy_all(reader: SeqNoWindows, work: WorkItem, size: int) -> Iterator[tuple[list[Hit], int]]:
@@ -147,15 +181,19 @@ def copy_all(reader: SeqNoWindows, work: WorkItem, size: int) -> Iterator[tuple[
         checkpoint = reached
 
 
+RUNS = pytest.mark.parametrize("runs", [True, False], ids=["by-runs", "sorted"])
+
+
+@RUNS
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
 @pytest.mark.parametrize("size", [1, 7, 20, 50, 500])
-def test_every_document_once_with_exact_checkpoints_in_few_searches(engine: Path,
-                                                                    size: int) -> None:
+def test_every_document_once_with_exact_checkpoints_in_few_searches(
+        engine: Path, size: int, runs: bool) -> None:
     shard = RecordedShard(recorded(engine, "all.json"))
     live = sorted(shard.hits)
     docs, max_seq_no = len(live), expected(engine)["max_seq_no"]
     assert max_seq_no + 1 > 15 * docs  # update-heavy: most _seq_nos hold no document
-    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    reader = reader_of(shard, runs)
     pages = list(copy_all(reader, item(), size))
     read = [h.id for hits, _ in pages for h in hits]
     assert read == [orjson.loads(h)["_id"] for _, h in live]
@@ -173,36 +211,74 @@ def test_every_document_once_with_exact_checkpoints_in_few_searches(engine: Path
     # Searches: about one per page (a few more where the density changes, most with
     # one-document pages), where a search per window of 2 x size _seq_nos (the reader
     # before) would need max_seq_no / (2 x size).
+    # Read by runs, a window holds at most a page (0.9 of one past density 1), so a
+    # page takes about two listings, and a jump over an empty window lists the rest of
+    # the item before it searches it sorted; the fetches are a few runs each.
     pages_needed = -(-docs // size)
-    bound = pages_needed + pages_needed // 8 + 6
+    bound = (2 * pages_needed + pages_needed // 2 if runs else pages_needed + pages_needed // 8) + 6
     assert len(shard.searches) <= bound, len(shard.searches)
     if size <= 20:
         assert max_seq_no // (2 * size) > 2 * bound
+    # (One-document pages are one run each, and a page as big as the shard is found
+    # by the jump over the empty first window: neither fetches runs.)
+    if runs and 1 < size < docs:
+        assert shard.fetches, "no window was read by runs"
+        assert len(shard.fetches) <= 4 * len(shard.searches)
+    elif not runs:
+        assert shard.fetches == []
 
 
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
-def test_resuming_from_any_checkpoint_skips_and_repeats_nothing(engine: Path) -> None:
+def test_doc_ids_that_moved_since_the_listing_are_read_sorted(engine: Path) -> None:
+    """A merge between a window's listing and its fetches renumbers doc ids: the
+    fetched run is not the listed one, and the window is read the sorted way."""
+    shard = RecordedShard(recorded(engine, "all.json"))
+    shard.moved = True
+    read = [h.id for hits, _ in copy_all(reader_of(shard, True), item(), 50)
+            for h in hits]
+    assert read == [orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
+    sorted_searches = [b for b in shard.searches if b["sort"] == [{"_seq_no": "asc"}]]
+    assert shard.fetches and sorted_searches
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_windows_read_by_runs_load_each_document_once(engine: Path) -> None:
+    """Listings load no document; each run fetch answers exactly its run; and no
+    document is loaded twice (by a fetch and by a sorted search)."""
+    shard = RecordedShard(recorded(engine, "all.json"), segments=2, run=30)
+    pages = list(copy_all(reader_of(shard, True), item(), 20))
+    assert [h.id for hits, _ in pages for h in hits] == [
+        orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
+    assert shard.returned["fetched"] == sum(b["size"] for b in shard.fetches) > 0
+    assert shard.returned["fetched"] + shard.returned["sorted"] == len(shard.hits)
+
+
+@RUNS
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_resuming_from_any_checkpoint_skips_and_repeats_nothing(engine: Path,
+                                                                runs: bool) -> None:
     shard = RecordedShard(recorded(engine, "all.json"))
     live = [(seq, orjson.loads(h)["_id"]) for seq, h in sorted(shard.hits)]
-    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    reader = reader_of(shard, runs)
     checkpoints = [reached for _, reached in copy_all(reader, item(), 13)]
     assert len(checkpoints) > 5
     for checkpoint in checkpoints:
         resumed = item()
         resumed.checkpoint = checkpoint
-        fresh = SeqNoWindows(shard)  # type: ignore[arg-type]  # a restarted worker
+        fresh = reader_of(shard, runs)  # a restarted worker
         rest = [h.id for hits, _ in copy_all(fresh, resumed, 13) for h in hits]
         assert rest == [doc_id for seq, doc_id in live if seq > checkpoint]
 
 
+@RUNS
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
-def test_split_items_together_read_the_shard_once(engine: Path) -> None:
+def test_split_items_together_read_the_shard_once(engine: Path, runs: bool) -> None:
     shard = RecordedShard(recorded(engine, "all.json"))
     max_seq_no = expected(engine)["max_seq_no"]
     step = max_seq_no // 3 + 1
     items = [item(i * step, (i + 1) * step if i < 2 else OPEN_END, f"updates/0/{i}")
              for i in range(3)]
-    reader = SeqNoWindows(shard)  # type: ignore[arg-type]
+    reader = reader_of(shard, runs)
     read = [h.id for work in items for hits, _ in copy_all(reader, work, 10) for h in hits]
     assert read == [orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
     assert reader._density == {}  # hints of finished items are dropped
