@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv testbed crds docs lint test test-unit test-integration clean
-.PHONY: chart-lint chart-template image e2e-kind
+.PHONY: chart-lint chart-template image image-local e2e-kind
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,6 +25,7 @@ testbed: venv ## build/fetch the test bed: kube-apiserver, etcd, kubectl, helm, 
 	bash hack/fetch-kube-tools.sh
 	bash hack/fetch-search-engines.sh
 	bash hack/testbed-node.sh
+	bash hack/image/build.sh
 
 crds: venv ## regenerate crds/ from the models (and the Helm chart's copy)
 	$(VENV)/bin/ferry crds --out crds
@@ -61,6 +62,9 @@ chart-template: ## render the chart with its default values
 
 image: ## build the operator image with Docker (IMAGE=ferry-operator:<version>)
 	docker build -t $(IMAGE) .
+
+image-local: ## the image without Docker or network (buildah, Debian base): build/image/ferry-operator-<version>.tar
+	bash hack/image/build.sh
 
 e2e-kind: ## end to end on a kind cluster (needs Docker, kind, kubectl, helm; not run by `make test`)
 	IMAGE=$(IMAGE) bash hack/e2e-kind.sh

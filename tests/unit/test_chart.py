@@ -143,7 +143,8 @@ def test_the_image_installs_the_lock_which_pins_every_dependency_in_range() -> N
     assert "aiohttp" not in {canonicalize_name(Requirement(d).name)
                              for d in project["dependencies"]}
     assert "aiohttp" in pins
-    build = _stages((ROOT / "Dockerfile").read_text())[0]
+    build = next(s for s in _stages((ROOT / "Dockerfile").read_text())
+                 if s[0].endswith(" AS build"))
     install = next(line for line in build if "requirements.lock" in line and "pip" in line)
     assert "--require-hashes" in install and "--only-binary=:all:" in install
     assert any("--no-deps --no-index /wheels/ferry_operator" in line for line in build)
