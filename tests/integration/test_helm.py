@@ -69,6 +69,8 @@ NON_DEFAULT: dict[str, Any] = {
     "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                                    "whenUnsatisfiable": "ScheduleAnyway"}],
     "podDisruptionBudget": {"enabled": True},
+    "hostNetwork": True,
+    "kubernetesService": {"host": "10.1.2.3", "port": 6443},
 }
 
 # The part of prometheus-operator's ServiceMonitor and PodMonitor CRDs
@@ -189,6 +191,10 @@ def test_default_render(helm: Helm) -> None:
     assert worker["imagePullPolicy"] == "IfNotPresent" and worker["imagePullSecrets"] == []
     assert worker["resources"]["limits"]["memory"] == "512Mi"
     assert worker["hostNetwork"] is False
+    # The pod network and the kubelet's API server address.
+    assert "hostNetwork" not in pod and "dnsPolicy" not in pod
+    assert not [e for e in container["env"] + worker["env"]
+                if e["name"].startswith("KUBERNETES_SERVICE")]
     # All namespaces: one ClusterRole with the CRD watch, no Roles, no namespace listing.
     (role,) = find(objects, "ClusterRole", "ferry")
     resources = {r for rule in role["rules"] for r in rule["resources"]}
@@ -215,6 +221,9 @@ def test_non_default_render(helm: Helm) -> None:
     assert env["FERRY_WORKER_IMAGE"] == "registry.example/ferry/worker:1"
     assert env["FERRY_WORKER_SERVICE_ACCOUNT"] == "copier"
     assert env["FERRY_LEASE_SECONDS"] == "30" and env["FERRY_METRICS_PORT"] == "9100"
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    api_server = {"KUBERNETES_SERVICE_HOST": "10.1.2.3", "KUBERNETES_SERVICE_PORT": "6443"}
+    assert api_server.items() <= env.items()
     assert pod["tolerations"][0]["key"] == "dedicated"
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert {"name": "snapshots", "persistentVolumeClaim": {"claimName": "es-repo"}} \
@@ -231,6 +240,7 @@ def test_non_default_render(helm: Helm) -> None:
     assert worker["imagePullSecrets"] == [{"name": "worker-regcred"}]
     assert worker["imagePullPolicy"] == "Always" and worker["hostNetwork"] is True
     assert worker["nodeSelector"] == {"pool": "copy"}
+    assert worker["env"] == [{"name": k, "value": v} for k, v in api_server.items()]
     assert env["FERRY_WORKER_METRICS_PORT"] == "9400"
     (pod_monitor,) = find(objects, "PodMonitor", "migrations-workers")
     assert pod_monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}

@@ -167,6 +167,10 @@ Clusters and their Secrets/ConfigMaps. Read-only: the operator writes status. */
 ConfigMap the operator reads at start and merges into each worker Deployment. */}}
 {{- define "ferry.workerTemplate" -}}
 {{- $w := .Values.podsExecutor }}
+{{- $env := $w.env }}
+{{- with (include "ferry.kubernetesServiceEnv" . | fromYamlArray) }}
+{{- $env = concat $w.env . }}
+{{- end }}
 {{- toYaml (dict
   "imagePullPolicy" (default .Values.image.pullPolicy $w.imagePullPolicy)
   "imagePullSecrets" (default .Values.imagePullSecrets $w.imagePullSecrets)
@@ -178,8 +182,22 @@ ConfigMap the operator reads at start and merges into each worker Deployment. */
   "securityContext" $w.securityContext
   "volumes" $w.volumes
   "volumeMounts" $w.volumeMounts
-  "env" $w.env
+  "env" $env
   "hostNetwork" $w.hostNetwork) }}
+{{- end }}
+
+{{/* KUBERNETES_SERVICE_HOST/PORT from kubernetesService (a YAML list; empty without a
+host): the operator's and the workers' in-cluster config then reach the API server there
+instead of at the kubelet's injected Service address. */}}
+{{- define "ferry.kubernetesServiceEnv" -}}
+{{- with .Values.kubernetesService.host }}
+- name: KUBERNETES_SERVICE_HOST
+  value: {{ . | quote }}
+- name: KUBERNETES_SERVICE_PORT
+  value: {{ $.Values.kubernetesService.port | toString | quote }}
+{{- else }}
+[]
+{{- end }}
 {{- end }}
 
 {{/* Where the operator's container finds that template. */}}
