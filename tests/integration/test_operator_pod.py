@@ -13,6 +13,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,13 @@ import pytest
 import yaml
 from test_backfill import clusters, condition, count, phase_in
 from test_faults_backfill import items
+from test_image_build import image_tar  # noqa: F401  (the fixture: built now, cached)
 
 from testbed import datagen
 from testbed.helm import CHART, Helm
 from testbed.kube import KubeAPIServer
 from testbed.node import KubeNode
-from testbed.paths import BUILD, MissingPart
+from testbed.paths import BUILD
 from testbed.procs import free_port
 from testbed.search import SearchNode
 
@@ -112,10 +114,11 @@ def running(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def release(elasticsearch: SearchNode, opensearch: SearchNode) -> Iterator[Release]:
-    """The node with the image imported (under two tags) and the chart installed."""
-    if not IMAGE_TAR.is_file():
-        raise MissingPart(f"{IMAGE_TAR} is missing; run `make testbed` (hack/image/build.sh)")
+def release(elasticsearch: SearchNode, opensearch: SearchNode,
+            image_tar: Path) -> Iterator[Release]:  # noqa: F811
+    """The node with the image imported (under two tags) and the chart installed; the
+    image rebuilt first if the code changed since it was built."""
+    assert image_tar == IMAGE_TAR
     node = KubeNode()
     datagen.load(elasticsearch, datagen.users_index(SOURCE_INDEX, shards=3),
                  datagen.user_docs(DOCS))
@@ -145,6 +148,12 @@ def release(elasticsearch: SearchNode, opensearch: SearchNode) -> Iterator[Relea
             # Items held by a deleted operator pod are taken over after this.
             "extraEnv": [{"name": "FERRY_LEASE_SECONDS", "value": "10"}],
             "terminationGracePeriodSeconds": 20,
+            # The source node's path.repo, at the same path: Snapshot verification reads
+            # the repository's files (read-only, as a repository volume would be).
+            "extraVolumes": [{"name": "repo", "hostPath": {
+                "path": str(elasticsearch.repo), "type": "Directory"}}],
+            "extraVolumeMounts": [{"name": "repo", "mountPath": str(elasticsearch.repo),
+                                   "readOnly": True}],
             # Two host-network workers on one node: no metrics port, or the second could
             # not be scheduled (a host port each).
             "podsExecutor": {"hostNetwork": True, "metrics": {"port": 0},
@@ -262,9 +271,40 @@ def test_the_pod_reconciles_a_cluster_and_a_backfill_to_completed_verified(
     assert_completed_exactly(rel, opensearch, "inproc", target)
 
 
+def test_the_pod_takes_and_verifies_a_snapshot(release: Release,
+                                               elasticsearch: SearchNode) -> None:
+    """A Snapshot of the source index into an fs repository below the node's path.repo:
+    Completed, and Verified by the pod reading the repository's files (mounted
+    read-only); the snapshot as the node itself reports it."""
+    rel = release
+    repo, location = f"pod-{VERSION}", elasticsearch.repo / f"pod-{uuid.uuid4().hex[:6]}"
+    rel.api.apply(APPS, {
+        "apiVersion": "ferry.dev/v1alpha1", "kind": "Snapshot", "metadata": {"name": "nightly"},
+        "spec": {"clusterRef": {"name": "source"}, "indices": [SOURCE_INDEX],
+                 "includeGlobalState": False,
+                 "repository": {"name": repo, "type": "fs", "fs": {"location": str(location)}}}})
+    try:
+        obj = rel.api.wait_for("snapshot", APPS, "nightly", phase_in("Completed", "Failed"),
+                               timeout=120)
+        status = obj["status"]
+        assert status["phase"] == "Completed", status
+        verified = condition(obj, "Verified")
+        assert verified["status"] == "True" and verified["reason"] == "FoundInRepository", \
+            verified
+        assert f"{location}/index-" in verified["message"]
+        info = elasticsearch.request("GET", f"/_snapshot/{repo}/nightly")["snapshots"][0]
+        assert info["state"] == "SUCCESS" and info["indices"] == [SOURCE_INDEX]
+        assert status["snapshotUuid"] == info["uuid"]
+        assert status["documents"] == DOCS
+    finally:
+        rel.api.kubectl("delete", "snapshot/nightly", "-n", APPS, "--timeout=60s",
+                        check=False)
+        elasticsearch.request("DELETE", f"/_snapshot/{repo}")
+
+
 # -- executor: pods ---------------------------------------------------------------------
 
-def test_worker_pods_share_the_items_scale_and_go_with_the_backfill(
+def test_worker_pods_share_the_items_scale_and_end_with_the_copy(
         release: Release, opensearch: SearchNode) -> None:
     rel = release
     selector = f"{WORKER_LABEL},ferry.dev/backfill=pods"
@@ -304,17 +344,19 @@ def test_worker_pods_share_the_items_scale_and_go_with_the_backfill(
     rel.wait_pods(APPS, selector, lambda ps: len(ps) == 1, timeout=120)
     rel.api.kubectl("patch", "backfill/pods", "-n", APPS, "--type=merge",
                     "-p", '{"spec":{"throttle":{"maxDocsPerSecond":null}}}')
-    assert_completed_exactly(rel, opensearch, "pods", target)
-
     deployment = rel.api.get("deployment", APPS, "ferry-worker-pods")
     assert deployment is not None
     assert deployment["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
     replicasets = rel.replicasets(selector)
     assert replicasets
-    rel.api.kubectl("delete", "backfill/pods", "-n", APPS, "--timeout=120s")
-    # The ReplicaSets and pods only the garbage collector removes (nothing in Ferry
-    # deletes them), following the owner references up to the Deployment.
+    assert_completed_exactly(rel, opensearch, "pods", target)
+    # The copy is over: the operator deletes the worker Deployment (its pods would exit
+    # and be started again); the ReplicaSets and pods only the garbage collector
+    # removes (nothing in Ferry deletes them), following the owner references. The
+    # Backfill itself stays.
     rel.wait_workers_gone("pods", replicasets)
+    assert rel.api.get("backfill", APPS, "pods") is not None
+    rel.api.kubectl("delete", "backfill/pods", "-n", APPS, "--timeout=120s")
 
 
 # -- the operator's pod goes away mid-run -----------------------------------------------

@@ -160,7 +160,7 @@ def _copying(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         "failures": summary.failures, **tuned.status,
     }
     if summary.docs_failed > spec.max_failed_documents:
-        r.stop_workers()
+        r.end_workers(spec)
         message = (f"{summary.docs_failed} documents were rejected by the target, more "
                    f"than maxFailedDocuments ({spec.max_failed_documents}); see failures")
         failed = r.fail(status, generation,
@@ -171,7 +171,7 @@ def _copying(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         failed.events[:0] = tuned.events
         return failed
     if summary.finished:
-        r.stop_workers()
+        r.end_workers(spec)
         phase, reason, message = P.VERIFYING, "Verifying", "all work items done; verifying"
         new["workers"] = 0
     elif spec.paused:

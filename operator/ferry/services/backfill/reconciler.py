@@ -32,6 +32,7 @@ from ferry.services import backoff
 from ferry.services.backfill import tuning
 from ferry.services.backfill.copy import CopyService
 from ferry.services.backfill.copy_phases import copy_step
+from ferry.services.backfill.deployment import deployment_name
 from ferry.services.backfill.pool import WorkerPool
 from ferry.services.backfill.restore_phases import restore_step
 from ferry.services.backfill.status import (
@@ -105,6 +106,14 @@ class BackfillReconciler:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+
+    def end_workers(self, spec: BackfillSpec) -> None:
+        """The copy is over (every item done, or failed): workers stop for good. A
+        worker Deployment is deleted, not left: its pods exit once nothing is left to
+        claim, and it would start them again until the Backfill is deleted."""
+        self.stop_workers()
+        if spec.executor == "pods":
+            kube.delete_deployment(self.namespace, deployment_name(self.name))
 
     def close(self) -> None:
         """Shutdown or deletion: workers finish their batch and release their items."""
