@@ -21,11 +21,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create .venv and install Ferry with its test extras
 
 testbed: venv ## build/fetch the test bed: kube-apiserver, etcd, kubectl, helm, OpenSearch, Elasticsearch
-	bash hack/build-testbed-go.sh
-	bash hack/fetch-kube-tools.sh
-	bash hack/fetch-search-engines.sh
-	bash hack/testbed-node.sh
-	bash hack/image/build.sh
+	@for step in build-testbed-go fetch-kube-tools fetch-search-engines testbed-node image/build; do \
+	    start=$$SECONDS; bash hack/$$step.sh || exit 1; echo "testbed-step: $$step $$((SECONDS - start))s"; \
+	done
 
 crds: venv ## regenerate crds/ from the models (and the Helm chart's copy)
 	$(VENV)/bin/ferry crds --out crds
