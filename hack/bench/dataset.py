@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import random
+import time
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -88,13 +90,31 @@ class DataSet:
                 "names": self.indices[:5], **self.extra}
 
 
-def _bulk(node: SearchNode, lines: list[str]) -> None:
-    if not lines:
-        return
-    result = node.request("POST", "/_bulk?filter_path=errors,items.*.error",
-                          "".join(lines).encode())
-    if result["errors"]:  # type: ignore[index]
-        raise RuntimeError(f"benchmark data did not load: {str(result)[:300]}")
+def _bulk(node: SearchNode, lines: list[str], attempts: int = 30) -> None:
+    """One bulk of ``lines`` (action and source per entry); items the node refused with
+    429 (its write queue full, as while it auto-creates a thousand indices) are sent
+    again after a pause, the rest must succeed."""
+    for attempt in range(attempts):
+        if not lines:
+            return
+        try:
+            result = node.request("POST", "/_bulk?filter_path=errors,items.*.status,"
+                                  "items.*.error.type", "".join(lines).encode())
+        except urllib.error.HTTPError as e:
+            if e.code != 429:
+                raise
+            time.sleep(min(5.0, 0.2 * 2 ** attempt))
+            continue
+        if not result["errors"]:  # type: ignore[index]
+            return
+        outcomes = [next(iter(item.values())) for item in result["items"]]  # type: ignore[index]
+        refused = [o for o in outcomes if o["status"] >= 300 and o["status"] != 429]
+        if refused:
+            raise RuntimeError(f"benchmark data did not load: {str(refused[:3])[:300]}")
+        lines = [line for line, o in zip(lines, outcomes, strict=True) if o["status"] == 429]
+        time.sleep(min(5.0, 0.2 * 2 ** attempt))
+    raise RuntimeError(f"benchmark data did not load: {len(lines)} documents still refused "
+                       f"with 429 after {attempts} attempts")
 
 
 def load(node: SearchNode, routed: Iterator[tuple[str, Doc]]) -> tuple[int, int]:
