@@ -108,7 +108,7 @@ def test_pages_are_sized_to_fill_a_bulk_by_bytes() -> None:
     settings = CopySettings(max_docs=10_000, max_bytes=1_000_000)
     assert page_size(settings, 0, 0) == 500  # sizes unknown yet: a small first page
     assert page_size(settings, 500, 500 * 300) == 3333  # 300-byte documents
-    assert page_size(settings, 500, 500 * 50) == 10_000  # tiny ones: the result window
+    assert page_size(settings, 500, 500 * 50) == 9_999  # tiny ones: below the result window
     assert page_size(settings, 10, 10 * 900_000) == 1  # huge ones: one per page
     assert page_size(CopySettings(max_docs=50), 500, 500) == 50  # maxDocs still binds
 

@@ -22,7 +22,7 @@ from ferry.clients.engine import Engine, Refused
 from ferry.conditions import now
 from ferry.errors import FerryError
 from ferry.services import backoff
-from ferry.services.backfill.documents import DocumentSource, Hit
+from ferry.services.backfill.documents import RESULT_WINDOW, DocumentSource, Hit
 from ferry.services.backfill.workitems import WorkItem, WorkItemStore
 
 log = logging.getLogger("ferry.backfill")
@@ -34,8 +34,9 @@ TOO_LARGE = 413
 MAX_BULK_ATTEMPTS = 12
 REASON_LIMIT = 300
 # Pages: the first is small (document sizes are not known yet); later ones are sized to
-# fill a bulk by bytes, never above the engines' default result window.
-FIRST_PAGE, MIN_PAGE, MAX_PAGE = 500, 1, 10_000
+# fill a bulk by bytes, below the engines' default result window (the reader lists one
+# document more than a page to know a window holds no more).
+FIRST_PAGE, MIN_PAGE, MAX_PAGE = 500, 1, RESULT_WINDOW - 1
 BULK_FILTER = "errors,items.*.status,items.*.error"
 _ACTIONS = msgspec.json.Encoder()
 
