@@ -22,7 +22,7 @@ def run(options: OperatorOptions) -> int:
     import ferry.handlers  # noqa: F401  (registers the handlers)
 
     configure_logging(options)
-    metrics.serve(options.metrics_port)
+    metrics.serve(options.metrics_port, options.bind_address)
     logging.getLogger("ferry").info(
         "starting Ferry operator", extra={"namespaces": options.namespaces or "all"})
     asyncio.run(kopf.operator(

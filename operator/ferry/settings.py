@@ -9,6 +9,7 @@ which win over the defaults here. Nothing below this module reads the environmen
 | FERRY_LIVENESS_ENDPOINT | liveness_endpoint (empty: off) | http://0.0.0.0:8080/healthz |
 | FERRY_LOG_FORMAT | log_format (json, plain) | json |
 | FERRY_METRICS_PORT | metrics_port (0: off) | 9090 |
+| FERRY_BIND_ADDRESS | bind_address: where /metrics listens (workers' too) | 0.0.0.0 |
 | FERRY_PEERING | peering | standalone |
 | FERRY_LEASE_SECONDS | lease_seconds: a work item's lease | 60 |
 | FERRY_CLEANUP_TIMEOUT | cleanup_timeout: deletion gives up after | 600 |
@@ -35,6 +36,7 @@ from typing import Any
 import yaml
 
 DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
+DEFAULT_BIND = "0.0.0.0"
 # What a worker template may hold, and the type of each key's value.
 WORKER_TEMPLATE_KEYS: dict[str, type] = {
     "imagePullPolicy": str, "imagePullSecrets": list, "resources": dict,
@@ -54,6 +56,9 @@ class OperatorOptions:
     verbose: bool = False
     peering: str | None = None
     metrics_port: int = 9090
+    # Host networking on a node whose pod address is loopback: 127.0.0.1 keeps the
+    # ports off the node's other addresses.
+    bind_address: str = DEFAULT_BIND
     lease_seconds: float = 60.0
     cleanup_timeout: float = 600.0
     retry_seconds: float = 5.0
@@ -92,6 +97,8 @@ def _parse(name: str, raw: str) -> Any:
         return raw or None
     if name == "peering":
         return raw or None
+    if name == "bind_address":
+        return raw or DEFAULT_BIND
     if name == "verbose":
         return raw.lower() in ("1", "true", "yes")
     if name == "worker_template":

@@ -27,7 +27,7 @@ def run_worker(namespace: str, name: str, options: OperatorOptions, threads: int
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    metrics.serve(options.metrics_port)
+    metrics.serve(options.metrics_port, options.bind_address)
     references = References(namespace, ObjectReader())
     pool: WorkerPool | None = None
     service: CopyService | None = None

@@ -110,6 +110,16 @@ def test_metrics_port_zero_opens_no_port_and_paused_means_no_replicas() -> None:
     assert container["env"] == [{"name": "FERRY_METRICS_PORT", "value": "0"}]
 
 
+def test_the_operators_bind_address_is_passed_on_and_the_default_is_not() -> None:
+    (container,) = pod_of(worker_deployment(
+        "ns", "copy", "u", SPEC, options_with(bind_address="127.0.0.1")))["containers"]
+    assert container["env"] == [{"name": "FERRY_METRICS_PORT", "value": "9090"},
+                                {"name": "FERRY_BIND_ADDRESS", "value": "127.0.0.1"}]
+    assert OperatorOptions.from_env({"FERRY_BIND_ADDRESS": "127.0.0.1"}).bind_address \
+        == "127.0.0.1"
+    assert OperatorOptions.from_env({"FERRY_BIND_ADDRESS": ""}).bind_address == "0.0.0.0"
+
+
 def test_no_worker_image_is_a_reason_not_a_made_up_name() -> None:
     with pytest.raises(FerryError) as raised:
         worker_deployment("ns", "copy", "u", SPEC, OperatorOptions())

@@ -18,7 +18,7 @@ from ferry.api import Backfill
 from ferry.api.backfill import BackfillSpec
 from ferry.api.meta import API_VERSION
 from ferry.errors import FerryError
-from ferry.settings import OperatorOptions
+from ferry.settings import DEFAULT_BIND, OperatorOptions
 
 # Kubernetes' restricted Pod Security Standard, which a template adds to or overrides.
 POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -75,6 +75,8 @@ def _container(namespace: str, name: str, options: OperatorOptions) -> dict[str,
         # The worker reads its metrics port like the operator does (0: no endpoint).
         "env": [{"name": "FERRY_METRICS_PORT", "value": str(options.worker_metrics_port)}],
     }
+    if options.bind_address != DEFAULT_BIND:  # the operator's, for host-network workers
+        container["env"].append({"name": "FERRY_BIND_ADDRESS", "value": options.bind_address})
     if options.worker_metrics_port > 0:
         container["ports"] = [{"name": "metrics", "containerPort": options.worker_metrics_port,
                                "protocol": "TCP"}]
