@@ -144,6 +144,8 @@ def release(elasticsearch: SearchNode, opensearch: SearchNode,
             # The node's ports: free ones, not 8080/9090 of whatever else runs here.
             "health": {"port": rel.health_port},
             "metrics": {"port": free_port()},
+            # The pod's address is the node's, 127.0.0.1: the ports listen there only.
+            "bindAddress": "127.0.0.1",
             "readinessProbe": {"initialDelaySeconds": 1, "periodSeconds": 2},
             # Items held by a deleted operator pod are taken over after this.
             "extraEnv": [{"name": "FERRY_LEASE_SECONDS", "value": "10"}],
@@ -207,6 +209,29 @@ def assert_completed_exactly(rel: Release, opensearch: SearchNode, name: str, ta
     return obj
 
 
+def assert_clean_log(rel: Release, namespace: str, pod: dict[str, Any]) -> None:
+    """The pod's log so far holds Ferry's JSON records and no traceback (the suite's own
+    check reads only the logs of local processes)."""
+    logs = rel.api.kubectl("logs", "-n", namespace, pod["metadata"]["name"]).stdout
+    records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert records, logs[-3000:]
+    assert '"exc_info"' not in logs and "Traceback" not in logs, logs[-3000:]
+    assert not [r for r in records if r.get("severity") in ("error", "fatal")], logs[-3000:]
+
+
+def listening(port: int) -> set[str]:
+    """The local addresses of the host's listening TCP sockets on ``port`` (host-network
+    pods share the host's table)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
 def container_pid(node: KubeNode, pod: dict[str, Any]) -> int:
     """The host pid of the pod's (first) container, from containerd's task list."""
     container_id = pod["status"]["containerStatuses"][0]["containerID"]
@@ -240,6 +265,9 @@ def test_the_operator_pod_is_ready_non_root_with_a_read_only_root(release: Relea
     with urllib.request.urlopen(f"http://127.0.0.1:{rel.health_port}/healthz",
                                 timeout=5) as r:
         assert r.status == 200
+    # bindAddress: health and metrics on 127.0.0.1 only (0100007F), no wildcard socket.
+    assert listening(rel.health_port) == {"0100007F"}
+    assert listening(rel.values["metrics"]["port"]) == {"0100007F"}
     # The running process, seen from the host: uid 10001 (real, effective, saved, fs),
     # its root mounted read-only, the ServiceAccount token mounted.
     pid = container_pid(rel.node, pod)
@@ -337,6 +365,8 @@ def test_worker_pods_share_the_items_scale_and_end_with_the_copy(
                     if i["state"] == "leased" and i["holder"]}
         time.sleep(0.3)
     print("holders:", holders)
+    for pod in pods:
+        assert_clean_log(rel, APPS, pod)
 
     rel.api.kubectl("scale", "backfill/pods", "-n", APPS, "--replicas=1")
     rel.api.wait_for("deployment", APPS, "ferry-worker-pods",
@@ -355,8 +385,8 @@ def test_worker_pods_share_the_items_scale_and_end_with_the_copy(
     # removes (nothing in Ferry deletes them), following the owner references. The
     # Backfill itself stays.
     rel.wait_workers_gone("pods", replicasets)
+    # The Backfill itself stays (the upgrade test gives it a leftover Deployment).
     assert rel.api.get("backfill", APPS, "pods") is not None
-    rel.api.kubectl("delete", "backfill/pods", "-n", APPS, "--timeout=120s")
 
 
 # -- the operator's pod goes away mid-run -----------------------------------------------
@@ -394,6 +424,8 @@ def test_a_deleted_operator_pod_is_replaced_and_the_backfill_resumes_exactly(
     rel, old = release, release.ready_operator()
     target = start_backfill(rel, "restart", **SLOW)
     wait_midway(rel, "restart")
+    # What it did so far (Clusters, a Snapshot, Backfills in and out of pods): no error.
+    assert_clean_log(rel, SYSTEM, old)
     started = time.monotonic()
     rel.api.kubectl("delete", "pod", old["metadata"]["name"], "-n", SYSTEM, "--wait=false")
     new = replacement(rel, old)
@@ -411,8 +443,12 @@ def test_helm_upgrade_to_a_new_tag_rolls_the_operator_and_keeps_a_running_backfi
         release: Release, opensearch: SearchNode) -> None:
     rel = release
     old = rel.ready_operator()
+    # What an operator version that kept a worker Deployment past the copy left behind,
+    # beside a Backfill (of executor pods) that completed: the upgraded one deletes it.
+    rel.api.apply(APPS, leftover_workers("pods"))
     target = start_backfill(rel, "upgrade", **SLOW)
     wait_midway(rel, "upgrade")
+    assert rel.api.get("deployment", APPS, "ferry-worker-pods") is not None
     started = time.monotonic()
     out = rel.helm_run("upgrade", str(CHART), "--values", str(rel.helm.values_file(rel.values)),
                        "--set", f"image.tag={UPGRADE_TAG}")
@@ -422,7 +458,24 @@ def test_helm_upgrade_to_a_new_tag_rolls_the_operator_and_keeps_a_running_backfi
     assert new["spec"]["containers"][0]["image"] == f"ferry-operator:{UPGRADE_TAG}"
     print(f"\nupgraded operator pod Ready {time.monotonic() - started:.1f}s after helm upgrade")
     still_running_then_unthrottled(rel, "upgrade")
+    deadline = time.monotonic() + 60
+    while rel.api.get("deployment", APPS, "ferry-worker-pods") is not None:
+        assert time.monotonic() < deadline, "the leftover worker Deployment stayed"
+        time.sleep(0.5)
+    settled = rel.api.get("backfill", APPS, "pods")
+    assert settled is not None and settled["status"]["phase"] == "Completed"
     assert_completed_exactly(rel, opensearch, "upgrade", target)
+
+
+def leftover_workers(backfill: str) -> dict[str, Any]:
+    """A worker Deployment of ``backfill`` as the operator names and labels it, scaled
+    to nothing."""
+    labels = {"app.kubernetes.io/name": "ferry-worker", "ferry.dev/backfill": backfill}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": f"ferry-worker-{backfill}", "labels": labels},
+            "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": "worker", "image": f"ferry-operator:{VERSION}"}]}}}}
 
 
 def test_helm_uninstall_keeps_crds_and_resources_and_the_gc_collects_workers(
@@ -437,12 +490,9 @@ def test_helm_uninstall_keeps_crds_and_resources_and_the_gc_collects_workers(
                             lambda o: bool(o["status"].get("coordinationIndex")), timeout=60)
     rel.made.append(kept["status"]["coordinationIndex"])  # no operator will remove it
 
-    # The upgraded operator ran a Backfill to the end without a traceback (the suite's
-    # check reads only local processes' logs).
+    # The upgraded operator ran a Backfill to the end without a traceback.
     (op,) = rel.pods(SYSTEM, OPERATOR_LABEL)
-    logs = rel.api.kubectl("logs", "-n", SYSTEM, op["metadata"]["name"]).stdout
-    assert "Backfill" in logs or "backfill" in logs
-    assert '"exc_info"' not in logs and "Traceback" not in logs, logs[-3000:]
+    assert_clean_log(rel, SYSTEM, op)
     out = rel.helm.run("uninstall", RELEASE, "--namespace", SYSTEM, kube=rel.api)
     assert "These resources were kept due to the resource policy" in out.stdout + out.stderr
     rel.wait_pods(SYSTEM, OPERATOR_LABEL, lambda ps: not ps, timeout=120)

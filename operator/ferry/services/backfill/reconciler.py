@@ -98,6 +98,8 @@ class BackfillReconciler:
         self._retired = False
         # Passes in a row that ended in a retryable error: the retry backs off.
         self._failures = 0
+        # A settled Backfill's worker Deployment was looked for (once per process).
+        self._workers_ended = False
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         self.wake = wake
@@ -114,6 +116,21 @@ class BackfillReconciler:
         self.stop_workers()
         if spec.executor == "pods":
             kube.delete_deployment(self.namespace, deployment_name(self.name))
+
+    def _end_leftover_workers(self, body: dict[str, Any]) -> None:
+        """Once per operator process, a settled Backfill of executor pods loses a worker
+        Deployment left behind: by a failure that ended the copy, or by an operator
+        version that did not delete it when the copy ended (its pods would exit and be
+        started again for as long as the Backfill exists)."""
+        if self._workers_ended or (body.get("spec") or {}).get("executor") != "pods":
+            return
+        try:
+            kube.delete_deployment(self.namespace, deployment_name(self.name))
+        except kube.ApiException as exc:  # e.g. no delete grant: the chart's podsExecutor is off
+            log.warning("worker Deployment %s of settled Backfill %s/%s not deleted: "
+                        "HTTP %s %s", deployment_name(self.name), self.namespace, self.name,
+                        exc.status, exc.reason)
+        self._workers_ended = True
 
     def close(self) -> None:
         """Shutdown or deletion: workers finish their batch and release their items."""
@@ -165,6 +182,7 @@ class BackfillReconciler:
         if phase in P.TERMINAL:
             if not resumes(phase, status, generation):
                 self.stop_workers()
+                self._end_leftover_workers(body)
                 if tuning.pending(status):
                     return self._settle_tuning(body, generation)
                 return Outcome(None, [], SETTLED_SECONDS)
