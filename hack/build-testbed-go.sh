@@ -73,6 +73,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 for cmd in "${missing[@]}"; do
+  started=$SECONDS
   if [[ $cmd == etcd ]]; then
     echo "testbed-go: building etcd $etcd_version"
     go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" go.etcd.io/etcd/server/v3
@@ -80,6 +81,7 @@ for cmd in "${missing[@]}"; do
     echo "testbed-go: building $cmd $KUBE_VERSION (a first build takes several minutes)"
     go build -trimpath -ldflags "$ldflags" -o "$OUT/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   fi
+  echo "testbed-go: $cmd built in $((SECONDS - started))s"
 done
 touch "$stamp"
 echo "testbed-go: done"
