@@ -34,6 +34,7 @@ from bench import ceilings, contestants, dataset, reader, report
 from bench.dataset import DataSet
 from bench.procstat import ProcessMeter, RssSampler, rss_mb
 from ferry.api.backfill import BatchSettings
+from ferry.services.backfill.copier import MAX_PAGE
 from testbed.kube import KubeAPIServer
 from testbed.operator import OperatorProcess
 from testbed.paths import BUILD
@@ -41,19 +42,19 @@ from testbed.search import SearchNode
 
 __all__ = ["RssSampler", "main", "rss_mb"]  # the sampler is shared with bench.operator_scale
 
-SECTIONS = ("ceilings", "reindex", "ferry", "snapshot", "scale", "indexcount")
+SECTIONS = ("ceilings", "reindex", "ferry", "snapshot", "scale", "indexcount", "memory")
 # The sections that compare contestants on the small-doc and the larger data sets.
 COMPARED = {"ceilings", "reindex", "ferry", "snapshot"}
 # The sections that run Backfills: they need the API server's CRDs and the operator.
-OPERATED = {"ferry", "snapshot", "scale", "indexcount"}
+OPERATED = {"ferry", "snapshot", "scale", "indexcount", "memory"}
 REPO = Path(__file__).resolve().parents[2]
 # Sizes: the full run should fit in about 15 minutes on a quiet 2-core machine (about half
 # of it the 1,000-index case, whose cost is index creation on both nodes, not documents);
 # --quick in a few minutes.
 FULL = {"small_docs": 50_000, "larger_docs": 100_000, "index_docs": 50_000,
-        "index_counts": "1,100,1000"}
+         "index_counts": "1,100,1000", "big_docs": 20_000}
 QUICK = {"small_docs": 3_000, "larger_docs": 3_000, "index_docs": 2_000,
-         "index_counts": "1,10,50"}
+         "index_counts": "1,10,50", "big_docs": 2_000}
 # One scroll batch of _reindex from remote: 10x its default of 1,000, because every
 # batch is a round trip to the source and the remote buffer (100 MB) holds this many
 # documents of these sizes many times over.
@@ -76,11 +77,15 @@ def parse_args() -> argparse.Namespace:
                         f"{FULL['index_counts']})")
     parser.add_argument("--index-docs", type=int, help="documents in each case of the "
                         f"index-count series (default {FULL['index_docs']})")
+    parser.add_argument("--big-docs", type=int, help="documents of about 8 KB in the "
+                        f"memory case (default {FULL['big_docs']})")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--snapshot-workers", type=int, default=2,
                         help="workers of the Backfill from a snapshot (default 2, as ferry(2))")
     parser.add_argument("--concurrency", default="1,2,4", help="ceilings' connections")
     parser.add_argument("--reindex-size", type=int, default=REINDEX_SIZE)
+    parser.add_argument("--max-docs", type=int, help="batch.maxDocs of Ferry's Backfills "
+                        "and of the ceilings' pages (default: the API's)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per Backfill")
     parser.add_argument("--json", default=str(BUILD / "bench" / "backfill.json"))
     args = parser.parse_args()
@@ -127,13 +132,14 @@ class Bench:
                  ferry: contestants.Ferry | None) -> None:
         self.args, self.source, self.target, self.ferry = args, source, target, ferry
         batch = BatchSettings()
-        self.max_docs, self.max_bytes = batch.max_docs, batch.max_bytes
+        self.max_docs = args.max_docs or batch.max_docs
+        self.max_bytes = batch.max_bytes
 
     def page(self, data: DataSet) -> int:
         """Ferry's page: maxDocs documents within the engines' result window, fewer if
         that many would pass a bulk of maxBytes (its API's documented rule)."""
         avg = max(1, data.source_bytes // max(1, data.docs))
-        return max(1, min(self.max_docs, 10_000, self.max_bytes // avg))
+        return max(1, min(self.max_docs, MAX_PAGE, self.max_bytes // avg))
 
     def ceilings(self, data: DataSet) -> dict[str, Any]:
         targets = {index: "bulk-" + index for index in data.indices}
@@ -218,6 +224,22 @@ class Bench:
             rows.append({"factor": factor, **row, "docs": docs})
         return rows
 
+    def memory(self) -> dict[str, Any]:
+        """Peak RSS with 4 workers and pages that fill bulks of maxBytes."""
+        print("memory case (Ferry, 4 workers, 10 MiB bulks)", flush=True)
+        try:
+            data = dataset.big(self.source, self.args.big_docs)
+        except Exception as exc:  # reported, like a contestant's failure
+            ceilings.delete_indices(self.source, f"{dataset.BIG_INDEX}*")
+            return {"error": f"the data set did not load: {str(exc)[:300]}"}
+        try:
+            row = attempt(f"{data.docs:,} documents of about "
+                          f"{data.source_bytes // data.docs:,} bytes",
+                          lambda: self.ferry_run("big-w4", data, 4))
+        finally:
+            ceilings.delete_indices(self.source, f"{dataset.BIG_INDEX}*")
+        return {"data": data.describe(), "page_docs": self.page(data), "ferry": row}
+
     def index_count(self) -> list[dict[str, Any]]:
         print("index-count series (Ferry, 2 workers)", flush=True)
         rows = []
@@ -277,7 +299,8 @@ def main() -> int:
             parts.append(operator)
             assert operator.proc and operator.proc.proc
             ferry = contestants.Ferry(kube, "bench", source, target,
-                                      ProcessMeter(operator.proc.proc.pid), args.timeout)
+                                      ProcessMeter(operator.proc.proc.pid), args.timeout,
+                                      {"maxDocs": args.max_docs} if args.max_docs else None)
         bench = Bench(args, source, target, ferry)
         result["settings"] = {"batch_max_docs": bench.max_docs,
                               "batch_max_bytes": bench.max_bytes,
@@ -305,6 +328,10 @@ def main() -> int:
                            if r.get("workers") == 2), None)
             result["scale"] = bench.scale(small, ferry2)
             timings["scale"] = time.monotonic() - mark
+        if "memory" in args.only:
+            mark = time.monotonic()
+            result["memory"] = bench.memory()
+            timings["memory"] = time.monotonic() - mark
         if "indexcount" in args.only:
             mark = time.monotonic()
             result["index_count"] = bench.index_count()

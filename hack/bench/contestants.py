@@ -45,9 +45,12 @@ class Ferry:
     """Backfills in one namespace, against one source and one target Cluster."""
 
     def __init__(self, kube: KubeAPIServer, namespace: str, source: SearchNode,
-                 target: SearchNode, meter: ProcessMeter, timeout: float) -> None:
+                 target: SearchNode, meter: ProcessMeter, timeout: float,
+                 batch: dict[str, Any] | None = None) -> None:
         self.namespace, self.target, self.meter, self.timeout = (namespace, target, meter,
                                                                  timeout)
+        # spec.batch of every Backfill; None: the API's defaults.
+        self.batch = batch
         kube.kubectl("create", "namespace", namespace)
         kube.apply(namespace,
                    {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Cluster",
@@ -74,7 +77,8 @@ class Ferry:
                 "spec": {**source, "targetRef": {"name": "target"},
                          "indices": patterns, "workers": workers,
                          "targetNaming": {"prefix": prefix},
-                         "metadata": {"targetReplicas": 0}}}
+                         "metadata": {"targetReplicas": 0},
+                         **({"batch": self.batch} if self.batch else {})}}
         peak_reset = self.meter.reset_peak()
         cpu = self.meter.cpu_seconds()
         start = time.monotonic()

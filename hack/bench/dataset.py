@@ -65,6 +65,37 @@ def small_docs(start: int, stop: int) -> Iterator[Doc]:
             "message": " ".join(rnd.choice(datagen.WORDS) for _ in range(rnd.randint(3, 8)))}
 
 
+BIG_INDEX = "attachments"
+# Bytes of each big document's payload: 10 MiB bulks of about 1,300 documents.
+BIG_PAYLOAD = 8000
+
+
+def big_index() -> datagen.IndexSpec:
+    mapping = small_mapping()
+    # Kept in _source only (not indexed): the target's cost stays per document, the
+    # operator's memory per byte.
+    mapping["properties"]["payload"] = {"type": "keyword", "index": False,
+                                        "doc_values": False}
+    return datagen.IndexSpec(BIG_INDEX, 2, {
+        "settings": {"number_of_shards": 2, "number_of_replicas": 0}, "mappings": mapping})
+
+
+def big_docs(stop: int) -> Iterator[Doc]:
+    """Small documents with a payload of BIG_PAYLOAD random hex bytes each."""
+    for (doc_id, routing, source), i in zip(small_docs(0, stop), range(stop), strict=True):
+        source["payload"] = random.Random(-1 - i).randbytes(BIG_PAYLOAD // 2).hex()
+        yield doc_id, routing, source
+
+
+def big(node: SearchNode, docs: int) -> DataSet:
+    """One index of ``docs`` documents of about 8 KB: what fills 10 MiB bulks."""
+    data = DataSet("big", [big_index()])
+    node.request("PUT", f"/{BIG_INDEX}", data.specs[0].body)
+    data.docs, data.source_bytes = load(node, ((BIG_INDEX, d) for d in big_docs(docs)))
+    node.request("POST", f"/{BIG_INDEX}/_refresh")
+    return data
+
+
 @dataclass
 class DataSet:
     """Source indices and the bodies their copies are created with."""

@@ -283,6 +283,23 @@ def index_count(rows: list[Row]) -> list[str]:
                     "copy", "verify", "planning + verify, ms / index"], body)]
 
 
+def memory(row: Row | None) -> list[str]:
+    """The memory case: Ferry with 4 workers on documents that fill 10 MiB bulks."""
+    if not row:
+        return []
+    if "error" in row:
+        return ["", f"Memory case: FAILED: {row['error']}"]
+    data, run = row["data"], row["ferry"]
+    if "error" in run:
+        return ["", f"Memory case ({data['docs']:,} documents of about "
+                f"{data['avg_doc_bytes']:,} bytes): FAILED: {run['error']}"]
+    return ["", f"Memory case: {data['docs']:,} documents of about "
+            f"{data['avg_doc_bytes']:,} bytes ({data['source_mb']} MB) in one index, so that "
+            f"pages fill bulks of maxBytes (10 MiB, {row['page_docs']:,} documents), Ferry "
+            f"with {run['workers']} workers: peak RSS {num(run.get('peak_rss_mb'), 0)} MB "
+            f"(target ≤ 300), {rate(run)} docs/s end to end."]
+
+
 def failures(result: Row) -> list[str]:
     found = []
     for k, part in result.get("datasets", {}).items():
@@ -302,7 +319,7 @@ def render(result: Row) -> str:
     parts, settings = result.get("datasets", {}), result.get("settings", {})
     v, m = result.get("versions", {}), result.get("machine", {})
     lines = [f"One run on {result['date'][:10]}: {m.get('cores')} cores, "
-             f"{v.get('source')} → {v.get('target')}, Ferry {v.get('ferry')}; batch defaults "
+             f"{v.get('source')} → {v.get('target')}, Ferry {v.get('ferry')}; batch "
              f"maxDocs {settings.get('batch_max_docs'):,}, maxBytes "
              f"{settings.get('batch_max_bytes', 0) / 2 ** 20:.0f} MiB."]
     load = [m.get(f"load_average_at_{when}", [None])[0] for when in ("start", "end")]
@@ -317,7 +334,7 @@ def render(result: Row) -> str:
         lines += ["", *throughput(parts, settings), *sweeps(parts, settings),
                   *ferry_costs(parts), *snapshot_costs(parts)]
     lines += [*scale(result.get("scale", [])), *index_count(result.get("index_count", [])),
-              *failures(result)]
+              *memory(result.get("memory")), *failures(result)]
     return "\n".join(lines) + "\n"
 
 
