@@ -32,8 +32,12 @@ ORIGINAL = {"index.refresh_interval": "7s", "index.number_of_replicas": "2"}
 LOAD = {"index.refresh_interval": "-1", "index.number_of_replicas": "0"}
 KEYS = (*ORIGINAL, "index.translog.durability")
 # Copies that run to the end, and slower ones that a test stops (pause, deletion).
-QUICK = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 250}}
-SLOW = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 80}}
+# minDocuments 0: these 2,000-document indices are below the default threshold.
+TUNED = {"minDocuments": 0}
+QUICK = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 250},
+         "targetTuning": TUNED}
+SLOW = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 80},
+        "targetTuning": TUNED}
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +94,8 @@ def test_tuned_during_the_copy_and_restored_before_verification(
         kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
         opensearch: SearchNode, sources: list[str], namespace: str) -> None:
     target, during, obj = copy_observed(kube, elasticsearch, opensearch, namespace,
-                                        sources[0], targetTuning={"translogAsync": True},
-                                        **QUICK)
+                                        sources[0], **{**QUICK, "targetTuning": {
+                                            **TUNED, "translogAsync": True}})
     assert during == {**LOAD, "index.translog.durability": "async"}
     tuning = obj["status"]["tuning"]
     assert tuning["state"] == "Tuned" and tuning["indicesTuned"] == 1
@@ -165,21 +169,28 @@ def test_tuning_off_changes_nothing_and_an_existing_index_is_never_tuned(
                         **SLOW),
                backfill("untuned", indices=[created],
                         targetNaming={"prefix": f"{prefix}off-"},
-                        targetTuning={"enabled": False}, **SLOW))
-    copying(kube, namespace)
-    copying(kube, namespace, "untuned")
+                        **{**SLOW, "targetTuning": {"enabled": False}}),
+               # Tuning on, by default, but the index is planned with fewer documents
+               # than minDocuments (10,000 by default): left as it is.
+               backfill("small", indices=[created], targetNaming={"prefix": f"{prefix}few-"},
+                        **{k: v for k, v in SLOW.items() if k != "targetTuning"}))
+    for name in ("copy", "untuned", "small"):
+        copying(kube, namespace, name)
     tuned_one = settings(opensearch, f"{prefix}{created}")
     users = settings(opensearch, f"{prefix}{existing}")
     untuned = settings(opensearch, f"{prefix}off-{created}")
-    still_copying(kube, namespace)
-    still_copying(kube, namespace, "untuned")
+    few = settings(opensearch, f"{prefix}few-{created}")
+    for name in ("copy", "untuned", "small"):
+        still_copying(kube, namespace, name)
     assert tuned_one == LOAD  # tuning works in this very run ...
     assert users == own  # ... but not on an index the Backfill did not create
     assert untuned == ORIGINAL  # ... nor with tuning off
+    assert few == ORIGINAL  # ... nor on one below minDocuments
     obj = kube.get("backfill", namespace, "copy")
     assert obj is not None and obj["status"]["tuning"]["indicesTuned"] == 1
-    off = kube.get("backfill", namespace, "untuned")
-    assert off is not None and "tuning" not in off["status"]
+    for name in ("untuned", "small"):
+        off = kube.get("backfill", namespace, name)
+        assert off is not None and "tuning" not in off["status"], name
 
 
 

@@ -179,6 +179,8 @@ def test_deleting_mid_copy_stops_the_workers_and_keeps_the_copied_data(
     proxies.append(proxy)
     kube.apply(namespace, *clusters(elasticsearch.url, proxy.url),
                backfill(indices=[src], targetNaming={"prefix": f"{namespace}-"},
+                        # 6,000 documents: tuned only below the default minDocuments.
+                        targetTuning={"minDocuments": 0},
                         **{**SLOW, "throttle": {"maxDocsPerSecond": 400}}))
     obj = mid_copy(kube, namespace, docs)
     coord = obj["status"]["coordinationIndex"]

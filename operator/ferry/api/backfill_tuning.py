@@ -28,6 +28,12 @@ class TargetTuning(ApiModel):
         "bulks, but a node crash can lose the last seconds of acknowledged writes (a "
         "resumed Backfill re-copies from its checkpoints, the verification counts "
         "catch the rest). Only with enabled.")
+    min_documents: int = Field(
+        default=10000, ge=0,
+        description="Only target indices planned with at least this many documents are "
+        "tuned: one that a few bulks fill gains nothing from the load settings, and "
+        "each tuned index costs two settings updates on the target's master (minutes "
+        "over thousands of small indices). 0 tunes every index this Backfill created.")
 
 
 

@@ -193,7 +193,9 @@ def _copying(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
 def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) -> Outcome:
     # Every planned index is verified: the whole plan is in the coordination index,
     # while status.indices is bounded.
-    restored = tuning.restore(svc)  # and refreshed: counts see every copied document
+    # Counting refreshes every target index first (a second refresh here would cost as
+    # much again over thousands of indices); without counts, the restore refreshes.
+    restored = tuning.restore(svc, refresh=not svc.spec.verify.counts)
     planned = svc.store.planned()
     plan = Plan.from_dict(planned) if planned is not None else \
         Plan.from_dict({"indices": _recorded_plan(status)})

@@ -126,9 +126,11 @@ class TargetTuner:
     def __init__(self, target: Engine, store: WorkItemStore, uid: str) -> None:
         self.target, self.store, self.uid = target, store, uid
 
-    def tune(self, translog_async: bool) -> tuple[dict[str, Any] | None, bool]:
-        """The planned target indices this Backfill created, tuned; idempotent.
-        Returns the record (None without a plan) and whether settings changed now."""
+    def tune(self, translog_async: bool, min_docs: int = 0
+             ) -> tuple[dict[str, Any] | None, bool]:
+        """The planned target indices this Backfill created with at least ``min_docs``
+        documents planned, tuned; idempotent. Returns the record (None without a plan)
+        and whether settings changed now."""
         record = self.store.tuning()
         if record is not None and record["state"] == "tuned":
             if record["translog_async"] == translog_async:
@@ -137,7 +139,8 @@ class TargetTuner:
         plan = self.store.planned()
         if plan is None:
             return record, False
-        mine = [n for group in idx.name_groups(i["target"] for i in plan["indices"])
+        worth = (i["target"] for i in plan["indices"] if i.get("docs", 0) >= min_docs)
+        mine = [n for group in idx.name_groups(worth)
                 for n in owned(self.target.get(
                     f"/{idx.path_expression(group)}/_mapping", ignore_unavailable="true",
                     filter_path="*.mappings._meta") or {}, self.uid)]
@@ -149,10 +152,11 @@ class TargetTuner:
                    for n, i in found.items()})
         return record, bool(found)
 
-    def restore(self, record: dict[str, Any] | None = None
+    def restore(self, record: dict[str, Any] | None = None, refresh: bool = True
                 ) -> tuple[dict[str, Any] | None, bool]:
-        """The original values back, then one refresh; idempotent. Returns the record
-        (None when nothing was ever tuned) and whether settings changed now."""
+        """The original values back, then one refresh (unless the caller refreshes
+        next anyway, as verification does); idempotent. Returns the record (None when
+        nothing was ever tuned) and whether settings changed now."""
         record = record if record is not None else self.store.tuning()
         if record is None or record["state"] != "tuned":
             return record, False
@@ -162,7 +166,7 @@ class TargetTuner:
                 if n in current and current[n]["uuid"] == i["uuid"]}
         self._put({n: restore_settings(i["original"], record["translog_async"])
                    for n, i in here.items()})
-        for group in idx.name_groups(sorted(here)):
+        for group in idx.name_groups(sorted(here)) if refresh else ():
             self.target.request("POST", f"/{idx.path_expression(group)}/_refresh",
                                 params={"ignore_unavailable": "true"})
         record = {**record, "state": "restored", "restored_at": now_ms(),
@@ -213,7 +217,8 @@ def during_copy(svc: CopyService, spec: BackfillSpec) -> TuningStep:
     originals back while paused or once tuning is turned off."""
     if spec.paused or not spec.target_tuning.enabled:
         return restore(svc)
-    record, changed = tuner(svc).tune(spec.target_tuning.translog_async)
+    record, changed = tuner(svc).tune(spec.target_tuning.translog_async,
+                                      spec.target_tuning.min_documents)
     if not changed or record is None:
         return _step(record, [])
     applied = ", ".join(status_of(record)["settings"])  # type: ignore[index]
@@ -222,9 +227,9 @@ def during_copy(svc: CopyService, spec: BackfillSpec) -> TuningStep:
         "load; their original values are recorded and restored before verification")])
 
 
-def restore(svc: CopyService) -> TuningStep:
+def restore(svc: CopyService, refresh: bool = True) -> TuningStep:
     """The original settings back (before verification, on pause, on deletion)."""
-    record, changed = tuner(svc).restore()
+    record, changed = tuner(svc).restore(refresh=refresh)
     if record is None or not changed:
         return _step(record, [])
     restored = len(record["indices"]) - len(record["missing"])
