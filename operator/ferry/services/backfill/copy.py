@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,10 @@ def copy_settings(spec: BackfillSpec, lease_seconds: float) -> CopySettings:
                         checkpoint_seconds=lease_seconds / CHECKPOINTS_PER_LEASE)
 
 
+# How long a plan is reused by the next phases' passes (see CopyService.plan).
+PLAN_REUSE_SECONDS = 30.0
+
+
 def content_hash(source: Any) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True, separators=(",", ":"))
                           .encode()).hexdigest()
@@ -76,8 +81,20 @@ class CopyService:
         # Method copy from a snapshot's files: no source Cluster is read.
         self.snapshot = SnapshotReader(endpoints.snapshot) \
             if endpoints.snapshot is not None else None
+        self._planned: tuple[float, Plan] | None = None
 
     def plan(self) -> Plan:
+        """The indices to copy. Planning, the metadata step and preparing the work
+        items each ask, one pass after the other: a plan made moments ago is the same
+        answer (the last item of every shard is open-ended, so documents written since
+        are copied anyway), and on a thousand indices it costs seconds to make again."""
+        if self._planned is not None and time.monotonic() - self._planned[0] < PLAN_REUSE_SECONDS:
+            return self._planned[1]
+        plan = self._plan()
+        self._planned = (time.monotonic(), plan)
+        return plan
+
+    def _plan(self) -> Plan:
         if self.snapshot is not None:
             return plan_snapshot(self.snapshot, self.spec)
         assert self.ep.source is not None
