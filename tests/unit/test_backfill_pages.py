@@ -159,9 +159,11 @@ class RecordedShard:
         return self.head + b",".join(out) + self.tail
 
 
-def item(seq_from: int = 0, seq_to: int = OPEN_END, name: str = "updates/0/0") -> WorkItem:
+def item(seq_from: int = 0, seq_to: int = OPEN_END, name: str = "updates/0/0",
+         docs_estimate: int = 100_000) -> WorkItem:
+    """An item planned with many documents (read window by window) unless told."""
     return WorkItem(id=name, index="updates", target="t", shard=0, seq_from=seq_from,
-                    seq_to=seq_to, checkpoint=seq_from - 1)
+                    seq_to=seq_to, checkpoint=seq_from - 1, docs_estimate=docs_estimate)
 
 
 def reader_of(shard: RecordedShard, runs: bool) -> SeqNoWindows:
@@ -226,6 +228,21 @@ def test_every_document_once_with_exact_checkpoints_in_few_searches(
         assert len(shard.fetches) <= 4 * len(shard.searches)
     elif not runs:
         assert shard.fetches == []
+
+
+@RUNS
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_an_item_planned_with_half_a_page_is_one_window_to_its_end(
+        engine: Path, runs: bool) -> None:
+    shard = RecordedShard(recorded(engine, "all.json"))
+    docs = len(shard.hits)
+    pages = list(copy_all(reader_of(shard, runs), item(docs_estimate=docs), 2 * docs))
+    assert [len(hits) for hits, _ in pages] == [docs, 0]
+    assert pages[0][1] == OPEN_END - 1  # the whole item, read
+    # One search over the whole item (by runs: the listing, then its few runs), none
+    # per window nor one more to find the rest empty.
+    assert len(shard.searches) == 1, shard.searches
+    assert 0 < len(shard.fetches) <= 8 if runs else shard.fetches == []
 
 
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)

@@ -167,7 +167,8 @@ class SeqNoWindows:
     one that comes back empty is followed by a single search over the rest of the item,
     which jumps straight to the next live document (or finds the item exhausted). So a
     page costs one search, a few more where the density changes, never one per empty
-    window: searches stay near documents / page size.
+    window: searches stay near documents / page size. An item planned with at most half
+    a page is one window to its end.
 
     The checkpoint is exact: the ``_seq_no`` of the last hit of a full page, else the
     end of the last range read whole. The density is only a hint, kept per item.
@@ -203,7 +204,11 @@ class SeqNoWindows:
         density = self._density.get(item.id, 1.0)
         while checkpoint + 1 < item.seq_to and len(hits) < size:
             lo, ask = checkpoint + 1, size - len(hits)
-            upper = min(item.seq_to, lo + self._width(ask, density))
+            # An item planned with at most half a page (the many small indices of a
+            # logging cluster) is read in one window to its end: one listing, not one
+            # per window and one more to find the rest empty.
+            upper = item.seq_to if 2 * item.docs_estimate <= ask else \
+                min(item.seq_to, lo + self._width(ask, density))
             got, seqs = self._window(item, lo, upper, ask)
             start = lo
             if not got and upper < item.seq_to:
