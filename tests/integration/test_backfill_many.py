@@ -51,12 +51,14 @@ def shard_limit(node: SearchNode, value: int | None) -> None:
                  {"persistent": {"cluster.max_shards_per_node": value}})
 
 
-def create_indices(node: SearchNode, names: list[str]) -> None:
-    """Empty one-shard indices, several creations in flight, then all started."""
+def create_indices(node: SearchNode, names: list[str], pattern: str) -> None:
+    """Empty one-shard indices, several creations in flight, then all started (those
+    of ``pattern``: other modules' indices with replicas keep a single node yellow)."""
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda n: node.request("PUT", f"/{n}?wait_for_active_shards=0",
                                              ONE_SHARD), names))
-    node.request("GET", "/_cluster/health?wait_for_status=green&timeout=300s")
+    node.request("GET", f"/_cluster/health/{pattern}?wait_for_status=green&timeout=300s",
+                 timeout=330)
 
 
 def restored_copies(node: SearchNode, prefix: str) -> dict[str, int]:
@@ -66,7 +68,7 @@ def restored_copies(node: SearchNode, prefix: str) -> dict[str, int]:
     snapshot and its repository removed afterwards. Index ``<prefix>-RRJJ`` is a copy of
     base index JJ and holds docs_of(JJ) documents."""
     base = [f"{prefix}-00{j:02d}" for j in range(BASE)]
-    create_indices(node, base)
+    create_indices(node, base, f"{prefix}-*")
     load(node, base)
     repo = f"repo-{prefix}"
     node.request("PUT", f"/_snapshot/{repo}", {"type": "fs", "settings": {
@@ -80,8 +82,8 @@ def restored_copies(node: SearchNode, prefix: str) -> dict[str, int]:
                 "indices": f"{prefix}-00*", "include_global_state": False,
                 "include_aliases": False, "rename_pattern": f"{prefix}-00(.+)",
                 "rename_replacement": f"{prefix}-{round_:02d}$1"})
-        node.request("GET", "/_cluster/health?wait_for_status=green&timeout=600s",
-                     timeout=660)
+        node.request("GET", f"/_cluster/health/{prefix}-*?wait_for_status=green"
+                     "&timeout=600s", timeout=660)
     finally:
         node.request("PUT", "/_cluster/settings", {"transient": dict.fromkeys(RECOVERIES)})
         node.request("DELETE", f"/_snapshot/{repo}/base")
@@ -178,7 +180,7 @@ def test_shard_limit_refusal_fails_clearly_and_stops_creating(
         opensearch: SearchNode, namespace: str) -> None:
     prefix = f"limit-{uuid.uuid4().hex[:6]}"
     names = [f"{prefix}-{n}" for n in range(5)]
-    create_indices(elasticsearch, names)
+    create_indices(elasticsearch, names, f"{prefix}-*")
     load(elasticsearch, names)
     # Room for two more shards: what the engine counts (open indices, every copy).
     rows = opensearch.request("GET", "/_cat/indices?format=json&h=status,pri,rep"
