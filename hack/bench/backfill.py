@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 # of it the 1,000-index case, whose cost is index creation on both nodes, not documents);
 # --quick in a few minutes.
 FULL = {"small_docs": 50_000, "larger_docs": 100_000, "index_docs": 50_000,
-         "index_counts": "1,100,1000", "big_docs": 20_000}
+         "index_counts": "1,100,1000", "big_docs": 12_000}
 QUICK = {"small_docs": 3_000, "larger_docs": 3_000, "index_docs": 2_000,
          "index_counts": "1,10,50", "big_docs": 2_000}
 # One scroll batch of _reindex from remote: 10x its default of 1,000, because every
@@ -77,7 +77,7 @@ def parse_args() -> argparse.Namespace:
                         f"{FULL['index_counts']})")
     parser.add_argument("--index-docs", type=int, help="documents in each case of the "
                         f"index-count series (default {FULL['index_docs']})")
-    parser.add_argument("--big-docs", type=int, help="documents of about 8 KB in the "
+    parser.add_argument("--big-docs", type=int, help="documents of about 11 KB in the "
                         f"memory case (default {FULL['big_docs']})")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--snapshot-workers", type=int, default=2,

@@ -30,7 +30,7 @@ SMALL_INDEX = "events"
 SMALL_SHARDS = 2
 SERVICES = ["checkout", "search", "cart", "auth", "billing", "catalog", "shipping", "gateway"]
 LEVELS = ["INFO"] * 8 + ["WARN", "ERROR"]
-LOAD_BATCH = 5000
+LOAD_BATCH, LOAD_BYTES = 5000, 16 * 2 ** 20
 
 Doc = tuple[str, str | None, dict[str, Any]]
 
@@ -66,8 +66,9 @@ def small_docs(start: int, stop: int) -> Iterator[Doc]:
 
 
 BIG_INDEX = "attachments"
-# Bytes of each big document's payload: 10 MiB bulks of about 1,300 documents.
-BIG_PAYLOAD = 8000
+# Bytes of each big document's payload: 10 MiB bulks of about 900 documents (below
+# maxDocs 1,000, so maxBytes cuts them).
+BIG_PAYLOAD = 11000
 
 
 def big_index() -> datagen.IndexSpec:
@@ -88,7 +89,7 @@ def big_docs(stop: int) -> Iterator[Doc]:
 
 
 def big(node: SearchNode, docs: int) -> DataSet:
-    """One index of ``docs`` documents of about 8 KB: what fills 10 MiB bulks."""
+    """One index of ``docs`` documents of about 11 KB: what fills 10 MiB bulks."""
     data = DataSet("big", [big_index()])
     node.request("PUT", f"/{BIG_INDEX}", data.specs[0].body)
     data.docs, data.source_bytes = load(node, ((BIG_INDEX, d) for d in big_docs(docs)))
@@ -150,7 +151,7 @@ def _bulk(node: SearchNode, lines: list[str], attempts: int = 30) -> None:
 
 def load(node: SearchNode, routed: Iterator[tuple[str, Doc]]) -> tuple[int, int]:
     """Bulk-load (index, document) pairs; returns documents and _source bytes."""
-    docs = size = 0
+    docs = size = pending = 0
     lines: list[str] = []
     for index, (doc_id, routing, source) in routed:
         action: dict[str, Any] = {"_index": index, "_id": doc_id}
@@ -158,10 +159,10 @@ def load(node: SearchNode, routed: Iterator[tuple[str, Doc]]) -> tuple[int, int]
             action["routing"] = routing
         body = json.dumps(source)
         lines.append(json.dumps({"index": action}) + "\n" + body + "\n")
-        docs, size = docs + 1, size + len(body.encode())
-        if len(lines) >= LOAD_BATCH:
+        docs, size, pending = docs + 1, size + len(body), pending + len(body)
+        if len(lines) >= LOAD_BATCH or pending >= LOAD_BYTES:
             _bulk(node, lines)
-            lines = []
+            lines, pending = [], 0
     _bulk(node, lines)
     return docs, size
 
