@@ -34,7 +34,10 @@ from ferry.services.outcome import Event, Outcome
 if TYPE_CHECKING:
     from ferry.services.backfill.reconciler import BackfillReconciler
 
-VERIFY_SOON = 0.5
+# The pass after one that changed the phase runs at once: the workers start, or the
+# verification begins, the moment the step before has ended (the loop keeps its own
+# status copy, so nothing waits for the write to come back through the watch).
+NEXT_PHASE_NOW = 0.0
 # What a pass of the copy that went well leaves as the Progressing reason.
 HEALTHY = ("Copying", P.PAUSED, "Verifying")
 
@@ -97,7 +100,7 @@ def _metadata(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
         "observedGeneration": generation, "startTime": status.get("startTime") or now(),
         "coordinationIndex": svc.store.index, "metadata": result.report(),
         "progress": planned_progress(plan.docs_total), "indices": _rows(plan),
-    }, [r.metadata_event(result), Event.normal("Planned", message)], VERIFY_SOON)
+    }, [r.metadata_event(result), Event.normal("Planned", message)], NEXT_PHASE_NOW)
 
 
 def _outage(side: str, cluster: str, exc: ClusterUnreachable) -> ClusterUnreachable:
@@ -186,7 +189,7 @@ def _copying(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
     new.update({"phase": phase, "message": message,
                 "conditions": conditions_for(status.get("conditions") or [], phase,
                                                    reason, message, generation)})
-    delay = VERIFY_SOON if phase == P.VERIFYING else 5.0
+    delay = NEXT_PHASE_NOW if phase == P.VERIFYING else 5.0
     return Outcome(new, events, delay)
 
 
