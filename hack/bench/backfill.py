@@ -245,7 +245,14 @@ class Bench:
         rows = []
         for count in ints(self.args.index_counts):
             start = time.monotonic()
-            data = dataset.many(self.source, count, self.args.index_docs)
+            try:
+                data = dataset.many(self.source, count, self.args.index_docs)
+            except Exception as exc:  # a row without figures, and the run goes on
+                print(f"  {count} indices: FAILED to load: {exc}", flush=True)
+                ceilings.delete_indices(self.source, f"count{count}-*")
+                rows.append({"indices": count, "docs": 0,
+                             "error": f"the data set did not load: {str(exc)[:300]}"})
+                continue
             print(f"  loaded {count} indices in {time.monotonic() - start:.0f} s", flush=True)
             row = attempt(f"{count} indices", lambda d=data, c=count: self.ferry_run(
                 f"count-{c}", d, 2))

@@ -19,6 +19,7 @@ import random
 import time
 import urllib.error
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -198,18 +199,18 @@ def grow(node: SearchNode, data: DataSet, docs: int) -> DataSet:
 def many(node: SearchNode, count: int, docs: int) -> DataSet:
     """``docs`` small documents over ``count`` one-shard indices ``count<N>-<i>``.
 
-    The indices are created by the bulk's auto-create through a legacy template, which
-    is removed again so that no Backfill migrates it: creating a thousand indices one
-    request at a time would take minutes.
+    The indices are created first, a few creations in flight (one bulk that auto-created
+    a thousand of them outlasted any timeout: each is one cluster-state update on the
+    master), then loaded.
     """
     prefix = f"count{count}-"
-    template = f"bench-{prefix[:-1]}"
-    node.request("PUT", f"/_template/{template}", {
-        "index_patterns": [f"{prefix}*"], "mappings": small_mapping(),
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0}})
     names = [f"{prefix}{i:05d}" for i in range(count)]
-    n, size = load(node, ((names[i % count], d) for i, d in enumerate(small_docs(0, docs))))
-    node.request("DELETE", f"/_template/{template}")
-    node.request("POST", f"/{prefix}*/_refresh")
     specs = [small_index(name, 1) for name in names]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda s: node.request(
+            "PUT", f"/{s.name}?wait_for_active_shards=0", s.body, timeout=600), specs))
+    node.request("GET", f"/_cluster/health/{prefix}*?wait_for_status=green&timeout=600s",
+                 timeout=660)
+    n, size = load(node, ((names[i % count], d) for i, d in enumerate(small_docs(0, docs))))
+    node.request("POST", f"/{prefix}*/_refresh")
     return DataSet(f"count-{count}", specs, n, size, {"pattern": f"{prefix}*"})
