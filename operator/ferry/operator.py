@@ -7,7 +7,7 @@ import logging
 
 import kopf
 
-from ferry import metrics
+from ferry import allocator, metrics
 from ferry.runtime import Runtime
 from ferry.settings import OperatorOptions
 
@@ -22,6 +22,7 @@ def run(options: OperatorOptions) -> int:
     import ferry.handlers  # noqa: F401  (registers the handlers)
 
     configure_logging(options)
+    allocator.release_big_buffers()
     metrics.serve(options.metrics_port, options.bind_address)
     logging.getLogger("ferry").info(
         "starting Ferry operator", extra={"namespaces": options.namespaces or "all"})

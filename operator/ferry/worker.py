@@ -10,7 +10,7 @@ import logging
 import signal
 import threading
 
-from ferry import metrics
+from ferry import allocator, metrics
 from ferry.api.phases import BackfillPhases as P
 from ferry.clients.kube import ObjectReader
 from ferry.errors import FerryError
@@ -27,6 +27,7 @@ def run_worker(namespace: str, name: str, options: OperatorOptions, threads: int
     stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    allocator.release_big_buffers()
     metrics.serve(options.metrics_port, options.bind_address)
     references = References(namespace, ObjectReader())
     pool: WorkerPool | None = None
