@@ -155,7 +155,8 @@ def create_indices(node: SearchNode, data: DataSet, targets: dict[str, str]) -> 
 
 
 def delete_indices(node: SearchNode, pattern: str) -> None:
-    node.request("DELETE", f"/{pattern}?expand_wildcards=open,closed")
+    # A thousand indices go in one request, which can take minutes on one node.
+    node.request("DELETE", f"/{pattern}?expand_wildcards=open,closed", timeout=600)
 
 
 def target_count(node: SearchNode, pattern: str) -> int:
