@@ -321,7 +321,12 @@ def render(result: Row) -> str:
     lines = [f"One run on {result['date'][:10]}: {m.get('cores')} cores, "
              f"{v.get('source')} → {v.get('target')}, Ferry {v.get('ferry')}; batch "
              f"maxDocs {settings.get('batch_max_docs'):,}, maxBytes "
-             f"{settings.get('batch_max_bytes', 0) / 2 ** 20:.0f} MiB."]
+             f"{settings.get('batch_max_bytes', 0) / 2 ** 20:.0f} MiB"
+             + (f", bulksInFlight {settings['batch_bulks_in_flight']}"
+                if settings.get("batch_bulks_in_flight") else "")
+             + (f"; each Ferry and `_reindex` figure the median of {settings['repeat']} runs "
+                "after an untimed Ferry warm-up" if settings.get("repeat", 1) > 1 else "")
+             + "."]
     load = [m.get(f"load_average_at_{when}", [None])[0] for when in ("start", "end")]
     lines[0] += f" Load average (1 min) {load[0]} at the start, {load[1]} at the end."
     if result.get("quick"):

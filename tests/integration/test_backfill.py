@@ -6,6 +6,7 @@ import json
 import random
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -371,6 +372,45 @@ def test_busy_target_429_and_503_still_completes_exactly(
     assert obj["status"]["phase"] == "Completed", obj["status"]
     assert calls["n"] > 20
     assert count(opensearch, prefix + "bf-users") == es_dataset["bf-users"]
+
+
+def test_bulks_in_flight_per_worker_is_what_the_spec_says(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, es_dataset: dict[str, int], namespace: str,
+        proxies: list[ReverseProxy]) -> None:
+    """One worker, batch.bulksInFlight 3, then 1: each bulk of the copy is held 0.25 s
+    at the proxy (reading the next page takes a fraction of that), so the most bulks
+    the proxy ever holds at once for a Backfill is its setting."""
+    held = {"now": 0, "most": {}}  # most: per target prefix
+    lock = threading.Lock()
+
+    def hold(request: Request) -> Refusal | None:
+        if not request.path.startswith("/_bulk"):
+            return None
+        prefix = next((p for p in ("w3-", "w1-") if f'"_index":"{namespace}-{p}'.encode()
+                       in request.body), None)
+        if prefix is None:
+            return None  # the coordination index's own bulks
+        with lock:
+            held["now"] += 1
+            held["most"][prefix] = max(held["most"].get(prefix, 0), held["now"])
+        time.sleep(0.25)
+        with lock:
+            held["now"] -= 1
+        return None
+
+    proxy = ReverseProxy(opensearch.url, gate=hold).start()
+    proxies.append(proxy)
+    kube.apply(namespace, *clusters(elasticsearch.url, proxy.url))
+    for name, bulks in (("w3", 3), ("w1", 1)):
+        kube.apply(namespace, backfill(name, indices=["bf-users"], workers=1,
+                                       targetNaming={"prefix": f"{namespace}-{name}-"},
+                                       batch={"maxDocs": 500, "bulksInFlight": bulks}))
+        obj = kube.wait_for("backfill", namespace, name, phase_in(
+            "Completed", "Failed", "CompletedWithErrors"), timeout=180)
+        assert obj["status"]["phase"] == "Completed", obj["status"]
+        assert count(opensearch, f"{namespace}-{name}-bf-users") == es_dataset["bf-users"]
+    assert held["most"] == {"w3-": 3, "w1-": 1}, held
 
 
 def test_rejected_documents_are_listed_without_bodies(

@@ -216,6 +216,8 @@ BAD_INPUT = [
      "spec.batch.maxBytes: Invalid value: -1"),
     ("backfill-huge-batch-bytes", _with(BACKFILL, batch={"maxBytes": 4 * 1024 ** 3}),
      f"spec.batch.maxBytes: Invalid value: {4 * 1024 ** 3}"),
+    ("backfill-no-bulks-in-flight", _with(BACKFILL, batch={"bulksInFlight": 0}),
+     "spec.batch.bulksInFlight: Invalid value: 0"),
     ("backfill-map-uppercase", _with(BACKFILL, targetNaming={"map": {"logs": "Logs-v2"}}),
      'spec.targetNaming.map.logs: Invalid value: "Logs-v2"'),
     ("backfill-map-wildcard", _with(BACKFILL, targetNaming={"map": {"logs": "logs-*"}}),

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ferry.api.backfill_batch import BatchSettings, Throttle
 from ferry.api.backfill_tuning import TargetTuning, TargetTuningStatus
 from ferry.api.common import (
     MAX_STATUS_LIST,
@@ -70,32 +71,6 @@ class TargetNaming(ApiModel):
             {"rule": "self.all(k, self.filter(j, self[j] == self[k]).size() == 1)",
              "message": "targetNaming.map: two source indices map to the same target index"},
         ]},
-    )
-
-
-class BatchSettings(ApiModel):
-    """Size of each bulk request."""
-
-    max_docs: int = Field(
-        default=1000, ge=1, le=100000,
-        description="Documents per page read from the source and per bulk, at most (reads "
-        "stop at 10000, the engines' default result window). Pages are sized to fill a "
-        "bulk of maxBytes within this bound; raising it makes bigger bulks of small "
-        "documents at the cost of operator memory (a page is held while it is written).")
-    max_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024,
-        description="Bytes per bulk request body.",
-    )
-
-
-class Throttle(ApiModel):
-    """Limits on the copy rate."""
-
-    max_docs_per_second: int | None = Field(
-        default=None, ge=1,
-        description="Documents per second over all workers of this Backfill together (every "
-        "worker process takes an equal share, re-counted as processes come and go); a change "
-        "applies from each worker's next page; unset: no limit.",
     )
 
 
@@ -239,7 +214,7 @@ class BackfillSpec(ApiModel):
         description="inProcess: workers run inside the operator. pods: a Deployment of "
         "`ferry worker` with one replica per worker.",
     )
-    batch: BatchSettings = nested(BatchSettings, "Bulk request sizing.")
+    batch: BatchSettings = nested(BatchSettings, "Bulk request sizing and concurrency.")
     throttle: Throttle = nested(Throttle, "Rate limits.")
     paused: bool = Field(
         default=False,

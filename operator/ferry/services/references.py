@@ -29,9 +29,9 @@ from ferry.clients.kube import ObjectReader
 from ferry.clients.search import connection_for
 from ferry.errors import FerryError, InvalidSpec, ReferenceNotFound
 
-# Requests one copy worker has in flight: a page read ahead and its bulks (copier's
-# bulks_in_flight default), with one to spare.
-CONNECTIONS_PER_WORKER = 4
+# Requests one copy worker has in flight besides its bulks (spec.batch.bulksInFlight):
+# a page read ahead, with one to spare.
+CONNECTIONS_PER_WORKER = 2
 
 
 def missing(kind: str, name: str) -> ReferenceNotFound:
@@ -119,7 +119,8 @@ class References:
         as the requests its workers have in flight at once (a page read ahead and the
         bulks of each worker, plus the coordination index), so no connection is
         opened and discarded per request."""
-        pool = {"pool_maxsize": CONNECTIONS_PER_WORKER * max(1, spec.workers) + 2}
+        per_worker = CONNECTIONS_PER_WORKER + spec.batch.bulks_in_flight
+        pool = {"pool_maxsize": per_worker * max(1, spec.workers) + 2}
         if reads_snapshot_files(spec):
             # The source Cluster may be gone: only the snapshot's repository is read.
             target = self.cluster(spec.target_ref.name)

@@ -145,7 +145,7 @@ class CopySettings:
     max_docs: int = 10_000
     max_bytes: int = 10 * 1024 * 1024
     op_type: str = "index"  # "create" skips ids that exist on the target
-    bulks_in_flight: int = 2
+    bulks_in_flight: int = 4
     checkpoint_seconds: float = 15.0
 
 

@@ -57,6 +57,7 @@ CHECKPOINTS_PER_LEASE = 4
 
 def copy_settings(spec: BackfillSpec, lease_seconds: float) -> CopySettings:
     return CopySettings(max_docs=spec.batch.max_docs, max_bytes=spec.batch.max_bytes,
+                        bulks_in_flight=spec.batch.bulks_in_flight,
                         op_type="create" if spec.on_conflict == "skip" else "index",
                         checkpoint_seconds=lease_seconds / CHECKPOINTS_PER_LEASE)
 
