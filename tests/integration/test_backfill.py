@@ -273,26 +273,53 @@ def test_operator_killed_mid_run_resumes_from_checkpoints(
         opensearch: SearchNode, es_dataset: dict[str, int], namespace: str,
         proxies: list[ReverseProxy]) -> None:
     prefix = f"{namespace}-"
-    received: list[int] = []
-    proxy = ReverseProxy(opensearch.url,
-                         gate=lambda r: received.append(bulk_docs(r)) or None).start()
-    proxies.append(proxy)
     total = es_dataset["bf-web-logs"]
+    received: list[int] = []
+    copy_line = f'"_index":"{prefix}bf-web-logs"'.encode()
+    lock = threading.Lock()
+    checkpointed: dict[str, int] = {}  # item id -> docs_done, as the proxy saw it written
+    killed, held = threading.Event(), threading.Semaphore(0)
+
+    def hold_after_a_third(request: Request) -> Refusal | None:
+        """Once the checkpoints written to the coordination index cover a third of the
+        documents, every further copy bulk is held until the operator is dead and then
+        refused: the kill lands mid-item, with leases out and bulks unacknowledged, never
+        in a lucky gap between two items nor after the last one (status lags the
+        checkpoints by a reconcile period, so it cannot tell when to hold)."""
+        with lock:
+            received.append(bulk_docs(request))
+            if request.method == "PUT" and "/_doc/" in request.path:
+                item = json.loads(request.body)
+                if item.get("kind") == "item":
+                    checkpointed[request.path.split("?")[0]] = item["docs_done"]
+            holding = sum(checkpointed.values()) >= total // 3
+        if copy_line not in request.body or not holding or killed.is_set():
+            return None
+        held.release()
+        killed.wait(60)
+        return Refusal(503)
+
+    proxy = ReverseProxy(opensearch.url, gate=hold_after_a_third).start()
+    proxies.append(proxy)
     kube.apply(namespace, *clusters(elasticsearch.url, proxy.url),
                backfill(indices=["bf-web-logs"], targetNaming={"prefix": prefix}, workers=2,
-                        batch={"maxDocs": 500}, throttle={"maxDocsPerSecond": 3000}))
-    obj = kube.wait_for("backfill", namespace, "copy",
-                        lambda o: o["status"]["progress"]["docsMigrated"] >= total // 3,
-                        timeout=120)
+                        batch={"maxDocs": 500, "bulksInFlight": 2},
+                        throttle={"maxDocsPerSecond": 3000}))
+    assert held.acquire(timeout=120), "no copy bulk arrived after a third was checkpointed"
+    time.sleep(0.5)  # the other worker's bulks reach the gate too
     operator.kill()
+    killed.set()
+    obj = kube.get("backfill", namespace, "copy")
+    assert obj is not None
     coord = obj["status"]["coordinationIndex"]
     opensearch.request("POST", f"/{coord}/_refresh")
     items = opensearch.request("POST", f"/{coord}/_search", {
         "size": 100, "query": {"term": {"kind": "item"}}})["hits"]["hits"]  # type: ignore[index]
     done_at_kill = sum(i["_source"]["docs_done"] for i in items)
-    started = [i for i in items if i["_source"]["checkpoint"] >= i["_source"]["seq_from"]]
-    assert done_at_kill >= total // 3 and started
-    sent_before = sum(received)
+    leased = [i["_id"] for i in items if i["_source"]["state"] == "leased"]
+    assert total // 3 <= done_at_kill < total and leased, (done_at_kill, leased)
+    with lock:
+        sent_before = sum(received)
     operator.start()
     obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed"),
                         timeout=240)
@@ -300,11 +327,14 @@ def test_operator_killed_mid_run_resumes_from_checkpoints(
     assert count(opensearch, prefix + "bf-web-logs") == total
     resent = sum(received) - sent_before
     # Resumed from checkpoints: what was re-sent is what remained plus at most the
-    # in-flight batches, never the whole index again.
+    # in-flight batches (2 workers x 2 bulks of 500), never the whole index again.
     assert resent <= total - done_at_kill + 2 * 500 * 2, (resent, total, done_at_kill)
-    claims = opensearch.request("POST", f"/{coord}/_search", {
-        "size": 100, "query": {"range": {"claims": {"gte": 2}}}})
-    assert claims["hits"]["total"]["value"] >= 1  # type: ignore[index]
+    # The items the dead operator held were claimed again once their leases ran out.
+    opensearch.request("POST", f"/{coord}/_refresh")
+    again = opensearch.request("POST", f"/{coord}/_search", {
+        "size": 100, "query": {"ids": {"values": leased}}})["hits"]["hits"]  # type: ignore[index]
+    assert sorted((h["_id"], h["_source"]["state"], h["_source"]["claims"] >= 2)
+                  for h in again) == sorted((i, "done", True) for i in leased)
 
 
 def test_pods_executor_and_two_worker_processes(
