@@ -49,10 +49,13 @@ COMPARED = {"ceilings", "reindex", "ferry", "snapshot"}
 # The sections that run Backfills: they need the API server's CRDs and the operator.
 OPERATED = {"ferry", "snapshot", "scale", "indexcount", "memory"}
 REPO = Path(__file__).resolve().parents[2]
-# Sizes: the full run should fit in about 15 minutes on a quiet 2-core machine (about half
-# of it the 1,000-index case, whose cost is index creation on both nodes, not documents);
-# --quick in a few minutes.
-FULL = {"small_docs": 50_000, "larger_docs": 100_000, "index_docs": 50_000,
+# Sizes: the full run should fit in about 25 minutes on a quiet 2-core machine (a third of
+# it the 1,000-index case, whose cost is index creation on both nodes, not documents);
+# --quick in a few minutes. 200k documents a data set: a copy of seconds, not one or two,
+# so that a Backfill's fixed cost (Kubernetes round trips, index creation, the final
+# refresh: about a second) weighs on the figures as it would on a real migration (the
+# held-out set of issue 14 had 370k small documents), not as a third of the time.
+FULL = {"small_docs": 200_000, "larger_docs": 200_000, "index_docs": 50_000,
          "index_counts": "1,100,1000", "big_docs": 12_000}
 QUICK = {"small_docs": 3_000, "larger_docs": 3_000, "index_docs": 2_000,
          "index_counts": "1,10,50", "big_docs": 2_000}
@@ -87,8 +90,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reindex-size", type=int, default=REINDEX_SIZE)
     parser.add_argument("--max-docs", type=int, help="batch.maxDocs of Ferry's Backfills "
                         "and of the ceilings' pages (default: the API's)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each Ferry and "
-                        "_reindex measurement; the median counts (default 3)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, each running every "
+                        "contestant once; the median counts (default 3)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per Backfill")
     parser.add_argument("--json", default=str(BUILD / "bench" / "backfill.json"))
     args = parser.parse_args()
@@ -125,11 +128,9 @@ def attempt(what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def repeated(what: str, fn: Callable[[], dict[str, Any]], times: int) -> dict[str, Any]:
-    """``times`` measurements of one contestant; the median run (by seconds) is its row,
-    with every run's seconds beside it. One lucky or unlucky run sets no figure."""
-    rows = [attempt(f"{what} (run {i + 1} of {times})" if times > 1 else what, fn)
-            for i in range(times)]
+def median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One contestant's row from its runs: the median run by seconds, with every run's
+    seconds beside it. One lucky or unlucky run sets no figure."""
     good = sorted((r for r in rows if "error" not in r), key=lambda r: r["seconds"])
     if not good:
         return rows[0]
@@ -156,26 +157,25 @@ class Bench:
         avg = max(1, data.source_bytes // max(1, data.docs))
         return max(1, min(self.max_docs, MAX_PAGE, self.max_bytes // avg))
 
-    def ceilings(self, data: DataSet) -> dict[str, Any]:
+    def warm_bulks(self, data: DataSet) -> tuple[dict[str, str], ceilings.Bulks, float]:
+        """The ceilings' pre-built bulk bodies, and one untimed pass of them: a fresh
+        node's first bulks run on cold code (the JIT, new shards), and the first
+        contestant would pay for every later one."""
         targets = {index: "bulk-" + index for index in data.indices}
         bulks = ceilings.build_bulks(self.source, data, targets, self.page(data),
                                      self.max_bytes)
-        out: dict[str, Any] = {"bulks": len(bulks.bodies),
-                               "bulk_bytes_avg": bulks.bytes // max(1, len(bulks.bodies)),
-                               "page_docs": self.page(data), "write": [], "read": []}
-        # A fresh node's first bulks run on cold code (the JIT, new shards): one untimed
-        # pass first, or the first contestant would pay for every later one.
-        out["warm_up_seconds"] = ceilings.write_once(self.target, data, targets, bulks,
-                                                     max(ints(self.args.concurrency)), "bulk-*")
-        for c in ints(self.args.concurrency):
-            out["write"].append(attempt(f"W, {c} connection(s)", lambda c=c: with_rates(
-                {"concurrency": c}, data, ceilings.write_once(self.target, data, targets,
-                                                              bulks, c, "bulk-*"))))
-        for c in ints(self.args.concurrency):
-            out["read"].append(attempt(f"R, {c} connection(s)", lambda c=c: with_rates(
-                {"concurrency": c}, data, ceilings.read_once(self.source, data,
-                                                             self.page(data), c))))
-        return out
+        warm = ceilings.write_once(self.target, data, targets, bulks,
+                                   max(ints(self.args.concurrency)), "bulk-*")
+        return targets, bulks, warm
+
+    def write_ceiling(self, data: DataSet, targets: dict[str, str], bulks: ceilings.Bulks,
+                      concurrency: int) -> dict[str, Any]:
+        return with_rates({"concurrency": concurrency}, data, ceilings.write_once(
+            self.target, data, targets, bulks, concurrency, "bulk-*"))
+
+    def read_ceiling(self, data: DataSet, concurrency: int) -> dict[str, Any]:
+        return with_rates({"concurrency": concurrency}, data, ceilings.read_once(
+            self.source, data, self.page(data), concurrency))
 
     def ferry_run(self, name: str, data: DataSet, workers: int, snapshot: str | None = None
                   ) -> dict[str, Any]:
@@ -212,23 +212,46 @@ class Bench:
         return with_rates(row, data, row["seconds"])
 
     def compare(self, data: DataSet) -> dict[str, Any]:
+        """Every contestant on ``data``, in rounds: each round runs each of them once, in
+        the same order, and each row is the median of its runs over the rounds. The nodes
+        keep warming for several runs (the JIT, caches), so runs back to back would favour
+        whoever comes last; in rounds every contestant meets the same nodes."""
         print(f"{data.name}: {data.docs:,} documents in {len(data.specs)} indices", flush=True)
         out: dict[str, Any] = {"data": data.describe()}
-        if "ceilings" in self.args.only:
-            out.update(self.ceilings(data))
-        times = self.args.repeat
-        if "reindex" in self.args.only:
-            out["reindex"] = repeated("_reindex from remote", lambda: self.reindex(data),
-                                      times)
-        if "ferry" in self.args.only:
+        only, times = self.args.only, self.args.repeat
+        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        if "ceilings" in only:
+            targets, bulks, out["warm_up_seconds"] = self.warm_bulks(data)
+            out.update({"bulks": len(bulks.bodies), "page_docs": self.page(data),
+                        "bulk_bytes_avg": bulks.bytes // max(1, len(bulks.bodies))})
+        if "ferry" in only:
             # Like W's untimed pass: the first Backfill on these nodes runs on cold code
-            # (the source's search and the target's indexing paths not yet compiled by
-            # the JIT) and would be slower than every later one, whoever came first.
+            # (the source's search and the target's indexing paths).
             out["ferry_warm_up"] = attempt("Ferry, 2 workers, untimed warm-up", lambda:
                                            self.ferry_run(f"{data.name}-warm", data, 2))
-            out["ferry"] = [repeated(f"Ferry, {n} worker(s)", lambda n=n: self.ferry_run(
-                f"{data.name}-w{n}", data, n), times) for n in ints(self.args.workers)]
-        if "snapshot" in self.args.only:
+
+        def run(key: tuple[str, int], what: str, fn: Callable[[], dict[str, Any]]) -> None:
+            label = f"{what} (round {len(runs.get(key, [])) + 1} of {times})" \
+                if times > 1 else what
+            runs.setdefault(key, []).append(attempt(label, fn))
+
+        for _ in range(times):
+            for c in ints(self.args.concurrency) if "ceilings" in only else ():
+                run(("write", c), f"W, {c} connection(s)",
+                    lambda c=c: self.write_ceiling(data, targets, bulks, c))
+            for c in ints(self.args.concurrency) if "ceilings" in only else ():
+                run(("read", c), f"R, {c} connection(s)", lambda c=c: self.read_ceiling(data, c))
+            if "reindex" in only:
+                run(("reindex", 0), "_reindex from remote", lambda: self.reindex(data))
+            for n in ints(self.args.workers) if "ferry" in only else ():
+                run(("ferry", n), f"Ferry, {n} worker(s)",
+                    lambda n=n: self.ferry_run(f"{data.name}-w{n}", data, n))
+        for kind in ("write", "read", "ferry"):
+            if rows := [median_row(r) for (k, _), r in runs.items() if k == kind]:
+                out[kind] = rows
+        if ("reindex", 0) in runs:
+            out["reindex"] = median_row(runs[("reindex", 0)])
+        if "snapshot" in only:
             out["snapshot"] = self.snapshot(data)
         return out
 
@@ -335,7 +358,7 @@ def main() -> int:
         result["settings"] = {"batch_max_docs": bench.max_docs,
                               "batch_max_bytes": bench.max_bytes,
                               "batch_bulks_in_flight": bench.bulks_in_flight,
-                              "repeat": args.repeat,
+                              "repeat": args.repeat, "rounds": True,
                               "reindex_size": args.reindex_size,
                               "workers": ints(args.workers),
                               "snapshot_workers": args.snapshot_workers,

@@ -324,7 +324,10 @@ def render(result: Row) -> str:
              f"{settings.get('batch_max_bytes', 0) / 2 ** 20:.0f} MiB"
              + (f", bulksInFlight {settings['batch_bulks_in_flight']}"
                 if settings.get("batch_bulks_in_flight") else "")
-             + (f"; each Ferry and `_reindex` figure the median of {settings['repeat']} runs "
+             + (f"; every figure of a data set the median of {settings['repeat']} rounds, "
+                "each round running every contestant once, after an untimed W pass and an "
+                "untimed Ferry Backfill" if settings.get("rounds") else
+                f"; each Ferry and `_reindex` figure the median of {settings['repeat']} runs "
                 "after an untimed Ferry warm-up" if settings.get("repeat", 1) > 1 else "")
              + "."]
     load = [m.get(f"load_average_at_{when}", [None])[0] for when in ("start", "end")]
