@@ -49,12 +49,12 @@ COMPARED = {"ceilings", "reindex", "ferry", "snapshot"}
 # The sections that run Backfills: they need the API server's CRDs and the operator.
 OPERATED = {"ferry", "snapshot", "scale", "indexcount", "memory"}
 REPO = Path(__file__).resolve().parents[2]
-# Sizes: the full run should fit in about 25 minutes on a quiet 2-core machine (a third of
+# Sizes: the full run takes about 16 minutes on a quiet 2-core machine (a third of
 # it the 1,000-index case, whose cost is index creation on both nodes, not documents);
 # --quick in a few minutes. 200k documents a data set: a copy of seconds, not one or two,
 # so that a Backfill's fixed cost (Kubernetes round trips, index creation, the final
-# refresh: about a second) weighs on the figures as it would on a real migration (the
-# held-out set of issue 14 had 370k small documents), not as a third of the time.
+# refresh: about a second) weighs on the figures as it would on a real migration of
+# hundreds of thousands of documents, not as a third of the time.
 FULL = {"small_docs": 200_000, "larger_docs": 200_000, "index_docs": 50_000,
          "index_counts": "1,100,1000", "big_docs": 12_000}
 QUICK = {"small_docs": 3_000, "larger_docs": 3_000, "index_docs": 2_000,

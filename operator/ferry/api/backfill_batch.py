@@ -26,8 +26,9 @@ class BatchSettings(ApiModel):
         description="Bulk requests each worker has in flight at once, while it reads the "
         "next page ahead. Engines index the bulks of one connection one after the other, "
         "so a few in flight keep the target's write threads busy; more than the target "
-        "has write threads to spare only queue there. A change applies from each "
-        "worker's next work item.")
+        "has write threads to spare only queue there. Each one holds its body (up to "
+        "maxBytes) in the worker's memory: lower it where memory matters more than speed. "
+        "A change applies from each worker's next work item.")
 
 
 class Throttle(ApiModel):
