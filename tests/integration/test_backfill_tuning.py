@@ -34,7 +34,9 @@ KEYS = (*ORIGINAL, "index.translog.durability")
 # Copies that run to the end, and slower ones that a test stops (pause, deletion).
 # minDocuments 0: these 2,000-document indices are below the default threshold.
 TUNED = {"minDocuments": 0}
-QUICK = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 250},
+# QUICK's copy takes 10 s, and its settings come back about 2 s before the end: a
+# test reads them between the first status with progress (about 5 s) and that.
+QUICK = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 200},
          "targetTuning": TUNED}
 SLOW = {"batch": {"maxDocs": 100}, "throttle": {"maxDocsPerSecond": 80},
         "targetTuning": TUNED}
@@ -114,6 +116,50 @@ def test_tuned_during_the_copy_and_restored_before_verification(
     assert obj["status"]["tuning"]["indicesMissing"] == []
     assert {"TargetTuned", "TuningRestored"} <= reasons(kube, namespace)
     assert count(opensearch, target) == DOCS
+
+
+def test_restored_while_the_last_seconds_are_copied(
+        kube: KubeAPIServer, operator: OperatorProcess, elasticsearch: SearchNode,
+        opensearch: SearchNode, sources: list[str], namespace: str,
+        proxies: list[ReverseProxy]) -> None:
+    """With nothing left to claim, a worker whose item ends within seconds puts the
+    settings back, so that the refresh before verification finds little to write:
+    copy bulks still follow the restore, and verification does not restore again."""
+    target = f"{namespace}-{sources[0]}"
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def watch(request: Request) -> None:
+        with lock:
+            if request.path.startswith("/_bulk") \
+                    and f'"_index":"{target}"'.encode() in request.body:
+                seen.append("bulk")
+            elif request.method == "PUT" and request.path.startswith(f"/{target}/_settings"):
+                seen.append("restore" if b'"7s"' in request.body else "tune")
+
+    proxy = ReverseProxy(opensearch.url, gate=lambda r: watch(r) or None).start()
+    proxies.append(proxy)
+    kube.apply(namespace, *clusters(elasticsearch.url, proxy.url),
+               backfill(indices=[sources[0]], targetNaming={"prefix": f"{namespace}-"},
+                        **QUICK))
+    obj = kube.wait_for("backfill", namespace, "copy", phase_in("Completed", "Failed",
+                                                                "CompletedWithErrors"),
+                        timeout=120)
+    assert obj["status"]["phase"] == "Completed", obj["status"]
+    assert count(opensearch, target) == DOCS
+    assert settings(opensearch, target) == ORIGINAL
+    with lock:
+        assert seen.count("tune") == 1 and seen.count("restore") == 1, seen
+        tuned, restored = seen.index("tune"), seen.index("restore")
+        after = seen[restored:].count("bulk")
+    # 2,000 documents at 200 a second in bulks of 100: tuned for most of them, restored
+    # for about the last two seconds' (4 bulks).
+    assert seen[:tuned].count("bulk") == 0 and seen[tuned:restored].count("bulk") >= 10
+    assert 1 <= after <= 8, seen
+    early = [e for e in kube.events(namespace, "copy") if e["reason"] == "TuningRestored"]
+    assert [e["message"] for e in early] == [
+        "original settings restored on 1 target indices while the last work items were "
+        "copied, so that the refresh before verification is short"]
 
 
 def test_deleting_the_backfill_mid_copy_restores(

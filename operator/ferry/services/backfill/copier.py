@@ -149,6 +149,12 @@ class CopySettings:
     checkpoint_seconds: float = 15.0
 
 
+# How long before an item's estimated end its worker calls ``near_end`` (see
+# copy_item): about the time one refresh interval's documents take, so that restoring
+# the target's refresh then leaves little for the final refresh.
+NEAR_END_SECONDS = 2.0
+
+
 @dataclass
 class BatchResult:
     written: int
@@ -343,9 +349,18 @@ def page_size(settings: CopySettings, docs: int, size: int) -> int:
     return max(min(cap, MIN_PAGE), min(cap, settings.max_bytes * docs // max(1, size)))
 
 
+def ends_within(left: int, written: int, seconds_copying: float, seconds: float) -> bool:
+    """Whether ``left`` documents take at most ``seconds`` at the rate ``written`` took
+    ``seconds_copying`` (False until something was written)."""
+    if written <= 0 or seconds_copying <= 0:
+        return False
+    return left <= written / seconds_copying * seconds
+
+
 def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: WorkItemStore,
               holder: str, settings: Callable[[], CopySettings], throttle: TokenBucket,
-              should_stop: Callable[[], bool]) -> str:
+              should_stop: Callable[[], bool],
+              near_end: Callable[[], None] | None = None) -> str:
     """Copy until the item is exhausted ("done"), asked to stop ("released"), or its
     lease was taken by another worker ("lost").
 
@@ -358,10 +373,14 @@ def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: Wor
     ``settings`` gives the current settings, taken afresh for every page: a change of
     the Backfill's batch or onConflict applies from the next page read; a throttle's
     from the next page paid for (pages are at most one second of the throttle's share).
+
+    ``near_end`` is called once, when the item's estimated rest takes at most
+    NEAR_END_SECONDS.
     """
     in_flight: deque[_Written] = deque()
     read_docs = read_bytes = 0
-    last_save = time.monotonic()
+    started = last_save = time.monotonic()
+    done_before = item.docs_done
 
     def apply(written: _Written) -> None:
         result = written.future.result()
@@ -394,6 +413,15 @@ def copy_item(item: WorkItem, source: DocumentSource, target: Engine, store: Wor
                     return end(not hits, reached)
                 read_docs += len(hits)
                 read_bytes += sum(len(h.source) for h in hits)
+                # What is left counts from what was read (the written lags by the bulks
+                # in flight); the pace from what was written (reads run ahead of the
+                # writes and of the throttle).
+                if near_end is not None and item.docs_estimate > 0 and ends_within(
+                        item.docs_estimate - done_before - read_docs,
+                        item.docs_done - done_before, time.monotonic() - started,
+                        NEAR_END_SECONDS):
+                    near_end()
+                    near_end = None
                 reading = pool.submit(source.read, item, reached,
                                       next_page(read_docs, read_bytes))
                 if not throttle.acquire(len(hits), should_stop):

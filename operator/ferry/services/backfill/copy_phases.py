@@ -140,7 +140,7 @@ def _copying(r: BackfillReconciler, svc: CopyService, spec: BackfillSpec,
     # start under the same lock: a deletion that retired this Backfill while the pass
     # ran must find no worker (thread or Deployment) started after it stopped them.
     with r.tuning_allowed() as allowed:
-        tuned = tuning.during_copy(svc, spec) if allowed else tuning.TuningStep()
+        tuned = tuning.during_copy(svc, spec, status) if allowed else tuning.TuningStep()
         if allowed and spec.executor == "inProcess":
             if r.pool is None:
                 r.pool = WorkerPool(r.name, svc.context(), on_finished=r.wake)
@@ -198,7 +198,7 @@ def _verify(svc: CopyService, status: dict[str, Any], generation: int | None) ->
     # while status.indices is bounded.
     # Counting refreshes every target index first (a second refresh here would cost as
     # much again over thousands of indices); without counts, the restore refreshes.
-    restored = tuning.restore(svc, refresh=not svc.spec.verify.counts)
+    restored = tuning.restore(svc, refresh=not svc.spec.verify.counts, said=status)
     planned = svc.store.planned()
     plan = Plan.from_dict(planned) if planned is not None else \
         Plan.from_dict({"indices": _recorded_plan(status)})

@@ -31,6 +31,7 @@ from ferry.clients.engine import Engine
 from ferry.errors import FerryError
 from ferry.services.backfill.copier import CopySettings, TokenBucket, copy_item
 from ferry.services.backfill.documents import DocumentSource
+from ferry.services.backfill.tuning import restore_for_the_last_items
 from ferry.services.backfill.workitems import WorkItem, WorkItemStore, now_ms, renewal_due
 
 log = logging.getLogger("ferry.backfill")
@@ -163,6 +164,21 @@ class WorkerPool:
                 return item
         return None
 
+    def _near_end(self) -> None:
+        """A worker's item ends within seconds: if nothing is left to claim, these are
+        the load's last seconds, and the target indices get their own settings back
+        now (see tuning.restore_for_the_last_items)."""
+        store = self.context.store
+        if store.left_to_claim != 0:
+            return
+        try:
+            if restore_for_the_last_items(self.context.target, store):
+                log.info("%s: target settings restored while the last items are copied",
+                         self.name)
+        except FerryError as exc:  # verification restores them anyway
+            log.warning("%s: restoring the target settings early: %s", self.name,
+                        exc.message)
+
     def _release(self, held: deque[WorkItem]) -> None:
         """Items claimed but not started go back at once, not after their leases."""
         while held:
@@ -191,7 +207,7 @@ class WorkerPool:
                     continue
                 outcome = copy_item(item, ctx.source, ctx.target, ctx.store, holder,
                                     lambda: ctx.settings, ctx.throttle,
-                                    lambda: self._should_stop(slot))
+                                    lambda: self._should_stop(slot), self._near_end)
                 log.debug("worker %s: item %s %s", holder, item.id, outcome)
             except FerryError as exc:
                 log.warning("worker %s: %s", holder, exc.message)

@@ -132,6 +132,8 @@ class TargetTuner:
         documents planned, tuned; idempotent. Returns the record (None without a plan)
         and whether settings changed now."""
         record = self.store.tuning()
+        if record is not None and record.get("early"):
+            return record, False  # restored for the last items: the load is ending
         if record is not None and record["state"] == "tuned":
             if record["translog_async"] == translog_async:
                 return record, False
@@ -152,12 +154,24 @@ class TargetTuner:
                    for n, i in found.items()})
         return record, bool(found)
 
-    def restore(self, record: dict[str, Any] | None = None, refresh: bool = True
-                ) -> tuple[dict[str, Any] | None, bool]:
+    def restore(self, record: dict[str, Any] | None = None, refresh: bool = True,
+                early: bool = False) -> tuple[dict[str, Any] | None, bool]:
         """The original values back, then one refresh (unless the caller refreshes
         next anyway, as verification does); idempotent. Returns the record (None when
-        nothing was ever tuned) and whether settings changed now."""
+        nothing was ever tuned) and whether settings changed now.
+
+        ``early``: while the last work items are copied. With refresh off, the refresh
+        after a load writes everything loaded as one segment, about a second per 200k
+        small documents; with the refresh interval back for the load's last seconds,
+        the node refreshes as they arrive and the final one is short. No refresh now
+        (more documents are coming), and the load is not tuned again; the refresh a
+        later restore asks for is still made."""
         record = record if record is not None else self.store.tuning()
+        if record is not None and record.get("early") and refresh and not early:
+            self._refresh(sorted(set(record["indices"]) - set(record["missing"])))
+            record = {**record, "early": False}
+            self.store.write_tuning(record)
+            return record, False
         if record is None or record["state"] != "tuned":
             return record, False
         tuned: dict[str, Any] = record["indices"]
@@ -166,13 +180,17 @@ class TargetTuner:
                 if n in current and current[n]["uuid"] == i["uuid"]}
         self._put({n: restore_settings(i["original"], record["translog_async"])
                    for n, i in here.items()})
-        for group in idx.name_groups(sorted(here)) if refresh else ():
-            self.target.request("POST", f"/{idx.path_expression(group)}/_refresh",
-                                params={"ignore_unavailable": "true"})
+        if refresh and not early:
+            self._refresh(sorted(here))
         record = {**record, "state": "restored", "restored_at": now_ms(),
-                  "missing": sorted(set(tuned) - set(here))}
+                  "missing": sorted(set(tuned) - set(here)), "early": early}
         self.store.write_tuning(record)
         return record, True
+
+    def _refresh(self, names: list[str]) -> None:
+        for group in idx.name_groups(names):
+            self.target.request("POST", f"/{idx.path_expression(group)}/_refresh",
+                                params={"ignore_unavailable": "true"})
 
     def _read(self, names: list[str]) -> dict[str, dict[str, Any]]:
         keys = ",".join((UUID, *TUNED_KEYS))
@@ -212,26 +230,50 @@ def _step(record: dict[str, Any] | None, events: list[Event]) -> TuningStep:
     return TuningStep({"tuning": shown} if shown else {}, events if shown else [])
 
 
-def during_copy(svc: CopyService, spec: BackfillSpec) -> TuningStep:
+def _restored_early(record: dict[str, Any] | None, said: Mapping[str, Any] | None
+                    ) -> list[Event]:
+    """The event for a restore a worker made while the last items ran, once: when
+    status still says Tuned."""
+    if not (record and record.get("early") and said is not None and pending(said)):
+        return []
+    restored = len(record["indices"]) - len(record["missing"])
+    return [Event.normal("TuningRestored", f"original settings restored on {restored} "
+                         "target indices while the last work items were copied, so that "
+                         "the refresh before verification is short")]
+
+
+def during_copy(svc: CopyService, spec: BackfillSpec, said: Mapping[str, Any] | None = None
+                ) -> TuningStep:
     """Each pass of phase Running or Paused: the load settings while workers copy; the
-    originals back while paused or once tuning is turned off."""
+    originals back while paused or once tuning is turned off. ``said``: the status
+    before this pass."""
     if spec.paused or not spec.target_tuning.enabled:
-        return restore(svc)
+        return restore(svc, said=said)
     record, changed = tuner(svc).tune(spec.target_tuning.translog_async,
                                       spec.target_tuning.min_documents)
     if not changed or record is None:
-        return _step(record, [])
+        return _step(record, _restored_early(record, said))
     applied = ", ".join(status_of(record)["settings"])  # type: ignore[index]
     return _step(record, [Event.normal(
         "TargetTuned", f"{applied} on {len(record['indices'])} target indices for the "
         "load; their original values are recorded and restored before verification")])
 
 
-def restore(svc: CopyService, refresh: bool = True) -> TuningStep:
-    """The original settings back (before verification, on pause, on deletion)."""
+def restore_for_the_last_items(target: Engine, store: WorkItemStore) -> bool:
+    """What a worker calls when its item ends within seconds and nothing is left to
+    claim (see :meth:`TargetTuner.restore`, ``early``); True when settings changed.
+    Only restores, so it needs neither the Backfill's uid nor the reconciler's lock."""
+    return TargetTuner(target, store, uid="").restore(refresh=False, early=True)[1]
+
+
+def restore(svc: CopyService, refresh: bool = True, said: Mapping[str, Any] | None = None
+            ) -> TuningStep:
+    """The original settings back (before verification, on pause, on deletion).
+    ``said``: the status before this step."""
+    before = svc.store.tuning() if said is not None else None
     record, changed = tuner(svc).restore(refresh=refresh)
     if record is None or not changed:
-        return _step(record, [])
+        return _step(record, _restored_early(before, said))
     restored = len(record["indices"]) - len(record["missing"])
     message = f"original settings restored on {restored} target indices"
     if not record["missing"]:

@@ -176,6 +176,10 @@ class WorkItemStore:
         self.index = index
         self.lease_ms = int(lease_seconds * 1000)
         self._path = f"/{quote(index)}"
+        # Items still claimable after this store's last claim (None before it): 0 means
+        # the last ones are being copied. An upper bound when set (the search is
+        # near-real-time), until a lease expires or an item is released.
+        self.left_to_claim: int | None = None
 
     def _doc(self, doc_id: str) -> str:
         return f"{self._path}/_doc/{quote(doc_id)}"
@@ -271,15 +275,18 @@ class WorkItemStore:
         for _ in range(2):
             hits, claimable = self._claimable(holder)
             if not hits:
+                self.left_to_claim = 0
                 return []
             while hits:
                 count = claim_count([h["_source"].get("docs_estimate", 0) for h in hits],
                                     claimable, most)
                 items = self._claim_hits(hits[:count], holder)
                 if items:
+                    self.left_to_claim = max(0, claimable - len(items))
                     return items
                 hits = hits[count:]  # every one taken meanwhile: the next ones
             self.engine.request("POST", f"{self._path}/_refresh", missing_ok=False)
+        self.left_to_claim = 0
         return []
 
     def _claimable(self, holder: str) -> tuple[list[dict[str, Any]], int]:
