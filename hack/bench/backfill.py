@@ -49,7 +49,7 @@ COMPARED = {"ceilings", "reindex", "ferry", "snapshot"}
 # The sections that run Backfills: they need the API server's CRDs and the operator.
 OPERATED = {"ferry", "snapshot", "scale", "indexcount", "memory"}
 REPO = Path(__file__).resolve().parents[2]
-# Sizes: the full run takes about 16 minutes on a quiet 2-core machine (a third of
+# Sizes: the full run takes about 15 minutes on a quiet 2-core machine (a fifth of
 # it the 1,000-index case, whose cost is index creation on both nodes, not documents);
 # --quick in a few minutes. 200k documents a data set: a copy of seconds, not one or two,
 # so that a Backfill's fixed cost (Kubernetes round trips, index creation, the final

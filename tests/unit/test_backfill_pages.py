@@ -25,7 +25,7 @@ import pytest
 from ferry.clients.engine import Engine, Refused
 from ferry.clients.search import SearchConnection
 from ferry.errors import EngineError, FerryError
-from ferry.services.backfill.copier import CopySettings, bulk_bodies
+from ferry.services.backfill.copier import CopySettings, bulk_bodies, ends_within
 from ferry.services.backfill.documents import Hit, SeqNoWindows, parse_page
 from ferry.services.backfill.workitems import OPEN_END, WorkItem
 
@@ -354,3 +354,12 @@ def test_request_raw_returns_the_bytes_sent_and_classifies_errors_as_request(
         with pytest.raises(EngineError) as busy:
             engine.request_raw("POST", "/busy")
         assert busy.value.retryable
+
+
+def test_the_end_is_near_only_at_the_pace_written_so_far() -> None:
+    # 2,000 written in 10 s is 200 a second: 400 left take 2 s, 401 more.
+    assert ends_within(400, 2000, 10.0, 2.0)
+    assert not ends_within(401, 2000, 10.0, 2.0)
+    # Nothing written yet (the first pages are read ahead of any answer): no pace.
+    assert not ends_within(0, 0, 3.0, 2.0)
+    assert not ends_within(10, 100, 0.0, 2.0)
