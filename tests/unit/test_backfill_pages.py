@@ -116,6 +116,8 @@ class RecordedShard:
     it, in runs of ``run`` documents in _seq_no order taken in turn by ``segments``
     segments, each segment's documents consecutive doc ids; a listing answers each
     hit's doc id and _seq_no only, a fetch the hits after ``search_after`` in doc order.
+    A fetch over another range than the last listing's is a window read whole in one
+    search (``direct``): a window scan, counted with the searches.
     ``moved``: doc ids shift by one between a listing and its fetches (a merge)."""
 
     def __init__(self, body: bytes, segments: int = 3, run: int = 40) -> None:
@@ -129,8 +131,10 @@ class RecordedShard:
         self.doc_of = {self.hits[i][0]: doc for doc, i in enumerate(layout)}
         self.searches: list[dict[str, Any]] = []
         self.fetches: list[dict[str, Any]] = []
-        self.returned: dict[str, int] = {"sorted": 0, "listed": 0, "fetched": 0}
+        self.directs: list[dict[str, Any]] = []
+        self.returned: dict[str, int] = {"sorted": 0, "listed": 0, "fetched": 0, "direct": 0}
         self.moved = False
+        self._listed: dict[str, int] | None = None
 
     def request_raw(self, method: str, path: str, *, body: dict[str, Any],
                     params: dict[str, str], missing_ok: bool) -> bytes:
@@ -145,9 +149,15 @@ class RecordedShard:
             return self.head + b",".join(h for _, h in found[:body["size"]]) + self.tail
         assert body["sort"] == ["_doc"] and body["seq_no_primary_term"] is True
         listing = body.get("stored_fields") == "_none_"
-        (self.searches if listing else self.fetches).append(body)
+        direct = not listing and bounds != self._listed
+        if listing:
+            self._listed = bounds
+        kind = "listed" if listing else "direct" if direct else "fetched"
+        if direct:
+            self.directs.append(body)
+        (self.searches if listing or direct else self.fetches).append(body)
         after = body.get("search_after", [-1])[0]
-        shift = 1 if self.moved and not listing else 0
+        shift = 1 if self.moved and kind == "fetched" else 0
         by_doc = sorted((self.doc_of[seq] + shift, seq, h) for seq, h in found)
         out = []
         for doc, seq, h in [d for d in by_doc if d[0] > after][:body["size"]]:
@@ -155,7 +165,7 @@ class RecordedShard:
             if not listing:
                 hit |= {k: v for k, v in orjson.loads(h).items() if k != "sort"}
             out.append(orjson.dumps(hit))
-        self.returned["listed" if listing else "fetched"] += len(out)
+        self.returned[kind] += len(out)
         return self.head + b",".join(out) + self.tail
 
 
@@ -245,6 +255,57 @@ def test_an_item_planned_with_half_a_page_is_one_window_to_its_end(
     assert 0 < len(shard.fetches) <= 8 if runs else shard.fetches == []
 
 
+def dense(body: bytes) -> bytes:
+    """The recorded answer as a shard that was never updated: its hits, in order, hold
+    the _seq_nos 0, 1, 2, ... (one live document per _seq_no)."""
+    answer = orjson.loads(body)
+    for seq, hit in enumerate(answer["hits"]["hits"]):
+        hit["sort"] = [seq]
+    return orjson.dumps(answer)
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_windows_of_one_run_are_read_in_one_search_each(engine: Path) -> None:
+    """A shard never updated, in one segment: every window is one run of doc ids and
+    is read in one search, with no listing before it; only past the item's last
+    document are windows listed."""
+    shard = RecordedShard(dense(recorded(engine, "all.json")), segments=1)
+    docs, size = len(shard.hits), 20
+    pages = list(copy_all(reader_of(shard, True), item(), size))
+    assert [h.id for hits, _ in pages for h in hits] == [
+        orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
+    assert docs % size
+    # Full pages end at their last document; the short last page read on to the end.
+    assert [reached for _, reached in pages] == [
+        n + size - 1 for n in range(0, docs - size, size)] + [OPEN_END - 1] * 2
+    assert shard.fetches == []
+    # Each page one search. The last one's window held one document: at that density
+    # the next window is wider than a page, so it is listed (empty), and so is the
+    # rest of the item.
+    assert len(shard.directs) == -(-docs // size)
+    assert len(shard.searches) - len(shard.directs) == 2
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
+def test_a_window_of_several_runs_sends_the_next_one_to_the_listing(engine: Path) -> None:
+    """Read in one search, a window that falls into two runs loaded its documents one
+    by one: the item's next window is listed and fetched by runs, and once a listing
+    shows one run the windows after it are read in one search again."""
+    shard = RecordedShard(dense(recorded(engine, "all.json")), segments=2, run=30)
+    pages = list(copy_all(reader_of(shard, True), item(), 20))
+    assert [h.id for hits, _ in pages for h in hits] == [
+        orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
+    kinds = ["direct" if any(b is d for d in shard.directs) else "listing"
+             for b in shard.searches]
+    ranges = [(b["query"]["range"]["_seq_no"]["gte"], b["query"]["range"]["_seq_no"]["lt"])
+              for b in shard.searches]
+    # Runs of 30 _seq_nos alternate between the segments: [0, 20) is one run, [20, 40)
+    # two, so [40, 60) is listed (one run: 30-59), and [60, 80) is read in one search.
+    assert list(zip(kinds, ranges, strict=True))[:4] == [
+        ("direct", (0, 20)), ("direct", (20, 40)), ("listing", (40, 60)), ("direct", (60, 80))]
+    assert sum(shard.returned[k] for k in ("fetched", "sorted", "direct")) == len(shard.hits)
+
+
 @pytest.mark.parametrize("engine", ENGINES, ids=lambda p: p.name)
 def test_doc_ids_that_moved_since_the_listing_are_read_sorted(engine: Path) -> None:
     """A merge between a window's listing and its fetches renumbers doc ids: the
@@ -267,7 +328,7 @@ def test_windows_read_by_runs_load_each_document_once(engine: Path) -> None:
     assert [h.id for hits, _ in pages for h in hits] == [
         orjson.loads(h)["_id"] for _, h in sorted(shard.hits)]
     assert shard.returned["fetched"] == sum(b["size"] for b in shard.fetches) > 0
-    assert shard.returned["fetched"] + shard.returned["sorted"] == len(shard.hits)
+    assert sum(shard.returned[k] for k in ("fetched", "sorted", "direct")) == len(shard.hits)
 
 
 @RUNS

@@ -188,6 +188,12 @@ class SeqNoWindows:
     a run that came back different makes the window be read the sorted way. Windows
     that hold more than a page or fall into many runs (an update-heavy shard), and
     engines that refuse the requests, are read with one sorted search, as before.
+    Most windows of a shard that is appended to are one run (a segment's documents are
+    consecutive, in _seq_no order): after a window that was one run, a window of at
+    most a page of _seq_no values (at most a page of documents) is read in one search
+    sorted by ``_doc`` without a listing (:meth:`_direct`), which halves the requests
+    and the source's CPU per page; one that turns out to be several runs sends the
+    item's next windows to the listing until one is a single run again.
     (Engines refuse a custom preference string beside ``_shards:``, so with replicas a
     listing and its fetches may reach two copies of the shard, whose doc ids differ:
     the check then sends that window the sorted way.)
@@ -196,6 +202,9 @@ class SeqNoWindows:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._density: dict[str, float] = {}
+        # Items whose last window was one run of doc ids: their next window is read in
+        # one search (see _direct), until a window falls into several runs.
+        self._one_run: dict[str, bool] = {}
         self._runs = True  # windows read by runs until the engine refuses a request
 
     def read(self, item: WorkItem, checkpoint: int, size: int) -> tuple[list[Hit], int]:
@@ -226,6 +235,7 @@ class SeqNoWindows:
                 checkpoint = upper - 1
         if checkpoint + 1 >= item.seq_to:
             self._density.pop(item.id, None)
+            self._one_run.pop(item.id, None)
         else:
             self._density[item.id] = density
         return hits, checkpoint
@@ -243,9 +253,11 @@ class SeqNoWindows:
         """Up to ``size`` live documents with ``lo <= _seq_no < upper``, in order: in
         runs of doc ids where the window holds at most ``size``, else sorted."""
         if self._runs and size < RESULT_WINDOW:
+            query = {"range": {"_seq_no": {"gte": lo, "lt": upper}}}
             try:
-                found = self._by_runs(item, {"range": {"_seq_no": {"gte": lo, "lt": upper}}},
-                                      size)
+                if upper - lo <= size and self._one_run.get(item.id, True):
+                    return self._direct(item, query, size)
+                found = self._by_runs(item, query, size)
             except Refused:
                 self._runs = False  # an engine without these requests: sorted from now
                 found = None
@@ -263,6 +275,7 @@ class SeqNoWindows:
         if len(listed) > size:
             return None  # more than a page: only a sorted search can cut it
         runs = doc_runs([(p.sort[0], p.seq_no) for p in listed])
+        self._one_run[item.id] = len(runs) <= 1
         if len(runs) > MAX_RUNS:
             return None
         hits: list[Hit] = []
@@ -280,6 +293,21 @@ class SeqNoWindows:
             seqs += [seq for _, seq in run]
         order = sorted(range(len(hits)), key=seqs.__getitem__)
         return [hits[i] for i in order], [seqs[i] for i in order]
+
+    def _direct(self, item: WorkItem, query: dict[str, Any], size: int
+                ) -> tuple[list[Hit], list[int]]:
+        """A window of at most ``size`` _seq_no values, so of at most ``size``
+        documents, read whole in one search sorted by ``_doc``: no listing first. One
+        search sees one view of the shard, so nothing can move between its hits. Read
+        this way a window that is one run costs what one run fetch does; one of several
+        runs loads its documents one by one (the cost the listing avoids), and the
+        item's next windows are listed again until one is a single run."""
+        got, positions = parse_positioned_page(item.index, self._post(item, {
+            "size": size, "sort": ["_doc"], "seq_no_primary_term": True,
+            "track_total_hits": False, "query": query}))
+        self._one_run[item.id] = len(doc_runs(positions)) <= 1
+        order = sorted(range(len(got)), key=lambda i: positions[i][1])
+        return [got[i] for i in order], [positions[i][1] for i in order]
 
     def _search(self, item: WorkItem, lo: int, upper: int, size: int
                 ) -> tuple[list[Hit], list[int]]:
