@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.services.backfill.copier import TokenBucket, share
+from ferry.services.backfill.throttle import TokenBucket, share
 
 
 class Clock:

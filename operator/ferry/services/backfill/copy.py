@@ -18,7 +18,7 @@ from ferry.api.backfill import BackfillSpec
 from ferry.clients.engine import quote
 from ferry.errors import FerryError, InvalidSpec, TargetRejected
 from ferry.services import indices as idx
-from ferry.services.backfill.copier import CopySettings, TokenBucket
+from ferry.services.backfill.copier import CopySettings
 from ferry.services.backfill.documents import DocumentSource, SeqNoWindows, UidCursor, by_uid
 from ferry.services.backfill.plan import (
     IndexPlan,
@@ -36,6 +36,7 @@ from ferry.services.backfill.snapshot_source import (
     plan_snapshot,
     snapshot_work_items,
 )
+from ferry.services.backfill.throttle import TokenBucket
 from ferry.services.backfill.workitems import WorkItemStore, coordination_index
 from ferry.services.indices import META_KEY
 from ferry.services.metadata.mappings import mapping_types

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 from ferry.clients.engine import Engine
 from ferry.errors import FerryError
-from ferry.services.backfill.copier import CopySettings, TokenBucket, copy_item
+from ferry.services.backfill.copier import CopySettings, copy_item
 from ferry.services.backfill.documents import DocumentSource
+from ferry.services.backfill.throttle import TokenBucket
 from ferry.services.backfill.tuning import restore_for_the_last_items
 from ferry.services.backfill.workitems import WorkItem, WorkItemStore, now_ms, renewal_due
 
