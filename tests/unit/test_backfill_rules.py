@@ -175,3 +175,8 @@ def test_bulk_outcomes_are_read_by_position() -> None:
     # "errors": false but an item short: never taken as all written.
     assert bulk_outcomes(b'{"errors":false,"items":[{"index":{"status":201}}]}', 2) == [
         BulkOp(201), BulkOp(503)]
+    # Unfiltered answers (an id that reads "status") are counted by their keys alone.
+    assert bulk_outcomes(b'{"errors":false,"items":[{"index":{"_id":"status","status":201}}'
+                         b',{"index":{"_id":"x","status":201}}]}', 2) is None
+    assert bulk_outcomes(b'{"errors":false,"items":[{"index":{"_id":"status",'
+                         b'"status":201}}]}', 2) == [BulkOp(201), BulkOp(503)]
