@@ -207,24 +207,28 @@ def many(node: SearchNode, count: int, docs: int) -> DataSet:
     names = [f"{prefix}{i:05d}" for i in range(count)]
     specs = [small_index(name, 1) for name in names]
     def create(spec: datagen.IndexSpec) -> None:
-        for attempt in range(30):  # 429: a 1 GiB node's circuit breaker, for a moment
-            try:
-                node.request("PUT", f"/{spec.name}?wait_for_active_shards=0", spec.body,
-                             timeout=600)
-                return
-            except urllib.error.HTTPError as e:
-                if e.code != 429:
-                    raise
-                time.sleep(min(5.0, 0.2 * 2 ** attempt))
-        raise RuntimeError(f"{spec.name}: still refused with 429")
+        accepted(node, "PUT", f"/{spec.name}?wait_for_active_shards=0", spec.body)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(create, specs))
-    node.request("GET", f"/_cluster/health/{prefix}*?wait_for_status=green&timeout=600s",
-                 timeout=660)
+    accepted(node, "GET", f"/_cluster/health/{prefix}*?wait_for_status=green&timeout=600s")
     # Index by index: a bulk that reached every one of a thousand shards outlasted the
     # loader's timeout on ES 7.10; this way each reaches a few dozen.
     n, size = load(node, ((names[i * count // docs], d)
                           for i, d in enumerate(small_docs(0, docs))))
-    node.request("POST", f"/{prefix}*/_refresh")
+    accepted(node, "POST", f"/{prefix}*/_refresh")
     return DataSet(f"count-{count}", specs, n, size, {"pattern": f"{prefix}*"})
+
+
+def accepted(node: SearchNode, method: str, path: str, body: object | None = None,
+             attempts: int = 30) -> object:
+    """One request, sent again while the node answers 429: a 1 GiB node's circuit
+    breaker trips for a moment while it creates, or refreshes, a thousand indices."""
+    for attempt in range(attempts):
+        try:
+            return node.request(method, path, body, timeout=660)
+        except urllib.error.HTTPError as e:
+            if e.code != 429:
+                raise
+            time.sleep(min(5.0, 0.2 * 2 ** attempt))
+    raise RuntimeError(f"{method} {path}: still refused with 429 after {attempts} attempts")
